@@ -10,7 +10,6 @@ import os
 import sys
 
 import click
-
 from argus.cli import ingest, log
 
 EXIT_CHECK_FAILED = 1

@@ -18,7 +18,13 @@ from google.protobuf.message import DecodeError, Message
 
 from argus.errors import EventValidationError
 from argus.events import layout
-from argus.events.layout import HEADER_DTYPE, HEADER_SIZE, NO_INSTRUMENT, OPTION_CHAIN_HEAD_DTYPE, OPTION_ROW_DTYPE
+from argus.events.layout import (
+    HEADER_DTYPE,
+    HEADER_SIZE,
+    NO_INSTRUMENT,
+    OPTION_CHAIN_HEAD_DTYPE,
+    OPTION_ROW_DTYPE,
+)
 from argus.events.types import PROTOBUF_PAYLOAD_TYPES, EventType
 from argus.kernels import codec as _kcodec
 from argus.v1 import events_pb2
