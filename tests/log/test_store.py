@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -193,41 +194,45 @@ def test_environment_is_not_used_across_fork(log) -> None:
 
 
 READER = textwrap.dedent("""
-    import sys, time
+    import sys
     from argus.log import EventLog
-    from argus.kernels.walker import ScanCounter
     path, until = sys.argv[1], int(sys.argv[2])
-    lg = None
-    while lg is None:
-        try:
-            lg = EventLog.open(path, readonly=True)
-        except FileNotFoundError:
-            time.sleep(0.01)
-    last, reads = 0, 0
+    lg = EventLog.open(path, readonly=True, map_size=1 << 20)
+    print("READY", flush=True)
+    last, heads = 0, set()
     while last < until:
         with lg.reader() as r:
             head = r.head()
             seen = sum(c.stop - c.start for c in r.chunks(0))
         assert seen == head, (seen, head)  # a read transaction sees a whole prefix, never a torn append
         assert head >= last, (head, last)  # and the head never goes back
-        last, reads = head, reads + 1
-    print(reads)
+        last = head
+        heads.add(head)
+    print(len(heads), lg.env.info()["map_size"])
 """)
 
 
-def test_reader_processes_see_consistent_prefixes_during_writes(tmp_path: Path) -> None:
+def test_reader_processes_see_consistent_prefixes_during_writes_and_map_growth(tmp_path: Path) -> None:
     path = tmp_path / "log"
     total = 1 + 60 * 2000
-    readers = [subprocess.Popen([sys.executable, "-c", READER, str(path), str(total)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    with EventLog.open(path, durability="fast") as lg:
+    # The writer starts with a 1 MiB map and grows it while the readers read: they adopt the new size.
+    with EventLog.open(path, durability="fast", map_size=1 << 20) as lg:
         lg.define_instrument("SPY")
+        readers = [subprocess.Popen([sys.executable, "-c", READER, str(path), str(total)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for proc in readers:
+            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
         for k in range(60):
             lg.append(trades(2000, 1 + 2000 * k))
+            time.sleep(0.005)
+        final_map = lg.env.info()["map_size"]
+    assert final_map > 1 << 20
     for proc in readers:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        assert int(out) >= 1
+        distinct_heads, reader_map = map(int, out.split())
+        assert distinct_heads > 2  # the reader really read while the writer wrote
+        assert reader_map == final_map
 
 
 def test_durability_mode_must_be_known(tmp_path: Path) -> None:
