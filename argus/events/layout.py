@@ -115,7 +115,7 @@ CHUNK_HEADER: Fields = (
     ("first_offset", "<u8"),  # log offset of the first record
     ("min_ts_recv", "<i8"),
     ("max_ts_recv", "<i8"),
-    ("body_checksum", "S16"),  # XXH3-128 of the body
+    ("body_checksum", "S16"),  # XXH3-128 of the rest of the header, then the body
     ("prev_hash", "S32"),  # chain hash of the previous chunk (zeros for the first)
     ("_reserved", "<u8"),
 )

@@ -7,6 +7,7 @@ kept in the log's meta table, which covers the last header too.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,9 @@ from argus.errors import CorruptLogError
 from argus.events.layout import CHUNK_FORMAT_VERSION, CHUNK_HEADER_DTYPE, CHUNK_HEADER_SIZE, CHUNK_MAGIC
 
 ZERO_HASH = b"\0" * 32
+# The same layout as CHUNK_HEADER_DTYPE (checked in tests/log/test_chunk.py), packed without numpy.
+_HEADER = struct.Struct("<4sHHIIQqq16s32sQ")
+_SUM_AT, _SUM_END = 40, 56  # where body_checksum sits in the header
 
 
 @dataclass(frozen=True)
@@ -63,18 +67,21 @@ def chain_hash(header: bytes | memoryview) -> bytes:
 def build_chunk(body: bytes | memoryview, count: int, first_offset: int, min_ts_recv: int, max_ts_recv: int,
                 prev_hash: bytes) -> tuple[bytes, bytes]:
     """The stored value of a chunk and its chain hash."""
-    h = np.zeros(1, dtype=CHUNK_HEADER_DTYPE)
-    h["magic"] = CHUNK_MAGIC
-    h["format_version"] = CHUNK_FORMAT_VERSION
-    h["count"] = count
-    h["body_len"] = len(body)
-    h["first_offset"] = first_offset
-    h["min_ts_recv"] = min_ts_recv
-    h["max_ts_recv"] = max_ts_recv
-    h["body_checksum"] = xxhash.xxh3_128_digest(body)
-    h["prev_hash"] = prev_hash
-    head = h.tobytes()
-    return head + bytes(body), chain_hash(head)
+    head = _HEADER.pack(CHUNK_MAGIC, CHUNK_FORMAT_VERSION, 0, count, len(body), first_offset, min_ts_recv,
+                        max_ts_recv, ZERO_HASH[:16], prev_hash, 0)
+    digest = _checksum(head, body)
+    head = b"".join((head[:_SUM_AT], digest, head[_SUM_END:]))
+    return b"".join((head, body)), chain_hash(head)
+
+
+def _checksum(head: bytes | memoryview, body: bytes | memoryview) -> bytes:
+    """XXH3-128 over the header (less the checksum field itself) and the body, so that a damaged
+    header field is caught by a read as surely as a damaged record."""
+    h = xxhash.xxh3_128()
+    h.update(head[:_SUM_AT])
+    h.update(head[_SUM_END:CHUNK_HEADER_SIZE])
+    h.update(body)
+    return h.digest()
 
 
 def parse_chunk(key: bytes, value: bytes | memoryview, verify_checksum: bool = True) -> tuple[ChunkHeader, memoryview]:
@@ -97,8 +104,8 @@ def parse_chunk(key: bytes, value: bytes | memoryview, verify_checksum: bool = T
         raise CorruptLogError(f"{where}: body_len = {header.body_len} but the value holds "
                               f"{len(view) - CHUNK_HEADER_SIZE} body bytes")
     body = view[CHUNK_HEADER_SIZE:]
-    if verify_checksum and xxhash.xxh3_128_digest(body) != header.body_checksum:
-        raise CorruptLogError(f"{where}: body checksum mismatch (torn or corrupted chunk)")
+    if verify_checksum and _checksum(view, body) != header.body_checksum:
+        raise CorruptLogError(f"{where}: checksum mismatch (torn or corrupted chunk)")
     return header, body
 
 

@@ -53,7 +53,11 @@ class GroupCommitter:
         if self._task is None:
             raise RuntimeError("GroupCommitter is not started (use `async with`)")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self._queue.put((AppendRequest(_as_body(batch), expected_head, producer_id, sequence), fut))
+        item = (AppendRequest(_as_body(batch), expected_head, producer_id, sequence), fut)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            await self._queue.put(item)  # backpressure: wait for room, never drop
         return await fut
 
     async def _run(self) -> None:

@@ -47,8 +47,32 @@ Durability = Literal["safe", "fast"]
 DEFAULT_MAP_SIZE = 256 << 20
 DEFAULT_MAX_CHUNK_BYTES = 1 << 20
 MAX_READERS = 1024
-_U64 = struct.Struct("<Q")
 _PRODUCER = struct.Struct("<QQQ")
+
+
+@dataclass
+class _State:
+    """The log's counters and chain head: one packed value in the meta table, read and written once
+    per transaction."""
+
+    head: int = 0
+    instruments: int = 0
+    chunks: int = 0
+    bytes: int = 0
+    first_ts_recv: int = 0
+    last_ts_recv: int = 0
+    chain_head: bytes = ZERO_HASH
+
+    PACK = struct.Struct("<QQQQqq32s")
+
+    @classmethod
+    def load(cls, txn: lmdb.Transaction, db) -> _State:
+        raw = txn.get(b"state", db=db)
+        return cls() if raw is None else cls(*cls.PACK.unpack(bytes(raw)))
+
+    def store(self, txn: lmdb.Transaction, db) -> None:
+        txn.put(b"state", self.PACK.pack(self.head, self.instruments, self.chunks, self.bytes, self.first_ts_recv,
+                                         self.last_ts_recv, self.chain_head), db=db)
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,7 @@ class EventLog:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._waiters_lock = threading.Lock()
         self._lock_file = None
+        self._psize: int | None = None
         if readonly:
             if not (self.path / "data.mdb").exists():
                 raise FileNotFoundError(f"no event log at {self.path} (data.mdb is missing)")
@@ -179,28 +204,24 @@ class EventLog:
         finally:
             txn.abort()
 
-    def _meta_int(self, txn: lmdb.Transaction, key: bytes, default: int = 0) -> int:
-        raw = txn.get(key, db=self._meta)
-        return default if raw is None else _U64.unpack(bytes(raw))[0]
+    def _state(self, txn: lmdb.Transaction) -> _State:
+        return _State.load(txn, self._meta)
 
     def head(self) -> int:
         """The offset the next appended event will get (the number of events in the log)."""
         with self._read_txn() as txn:
-            return self._meta_int(txn, b"head")
+            return self._state(txn).head
 
     def info(self) -> LogInfo:
         with self._read_txn() as txn:
-            head = self._meta_int(txn, b"head")
-            return LogInfo(
-                head=head, events=head, chunks=self._meta_int(txn, b"chunks"), bytes=self._meta_int(txn, b"bytes"),
-                first_ts_recv=self._meta_int(txn, b"first_ts_recv") if head else None,
-                last_ts_recv=self._meta_int(txn, b"last_ts_recv") if head else None,
-                instruments=self._meta_int(txn, b"instruments"))
+            st = self._state(txn)
+        return LogInfo(head=st.head, events=st.head, chunks=st.chunks, bytes=st.bytes,
+                       first_ts_recv=st.first_ts_recv if st.head else None,
+                       last_ts_recv=st.last_ts_recv if st.head else None, instruments=st.instruments)
 
     def chain_head(self) -> bytes:
         with self._read_txn() as txn:
-            raw = txn.get(b"chain_head", db=self._meta)
-            return ZERO_HASH if raw is None else bytes(raw)
+            return self._state(txn).chain_head
 
     def instrument_id(self, symbol: str) -> int | None:
         with self._read_txn() as txn:
@@ -328,27 +349,29 @@ class EventLog:
         return results
 
     def _append_txn(self, requests: Sequence[AppendRequest]) -> list[AppendResult | ArgusError]:
+        """Check each request against the state left by the ones before it, then write every accepted
+        body as one run of chunks (a group of single-event appends becomes one chunk)."""
         results: list[AppendResult | ArgusError] = []
+        accepted: list[memoryview] = []
+        instruments: list[tuple[int, str]] = []
+        producers: dict[str, tuple[int, int, int]] = {}
         with self.env.begin(write=True) as txn:
-            head = self._meta_int(txn, b"head")
-            n_instruments = self._meta_int(txn, b"instruments")
-            n_chunks = self._meta_int(txn, b"chunks")
-            n_bytes = self._meta_int(txn, b"bytes")
-            first_recv = self._meta_int(txn, b"first_ts_recv")
-            last_recv = self._meta_int(txn, b"last_ts_recv")
-            prev = txn.get(b"chain_head", db=self._meta) or ZERO_HASH
-            cursor = txn.cursor(db=self._chunks)
-            for req in requests:
+            st = self._state(txn)
+            head = st.head
+            n_instruments = st.instruments
+            lo = hi = None
+            checked = self._validate_group(requests, n_instruments)
+            for req, pre in zip(requests, checked, strict=True):
                 try:
                     body = memoryview(req.body).cast("B")
-                    dup = self._check_producer(txn, req)
+                    dup = self._check_producer(txn, req, producers)
                     if dup is not None:
                         results.append(dup)
                         continue
                     if req.expected_head is not None and req.expected_head != head:
                         raise WrongExpectedHeadError(req.expected_head, head)
-                    info = codec.validate_body(body, n_instruments)
-                    seen: set[str] = set()
+                    info = pre if pre is not None else codec.validate_body(body, n_instruments)
+                    seen = {sym for _, sym in instruments}
                     for _, symbol in info.instruments:
                         if symbol in seen or txn.get(symbol.encode(), db=self._symbol_ids) is not None:
                             raise codec.EventValidationError(-1, "INSTRUMENT_DEFINED", "symbol", symbol,
@@ -357,45 +380,78 @@ class EventLog:
                 except ArgusError as exc:
                     results.append(exc)
                     continue
-                if info.count == 0:
-                    results.append(AppendResult(head, 0))
-                    continue
-                for start, stop, first, count in self._split(body, info.count):
-                    part = body[start:stop]
-                    lo, hi = _ts_range(part)
-                    value, prev = build_chunk(part, count, head + first, lo, hi, prev)
-                    cursor.put(chunk_key(head + first), value, append=True)
-                    n_chunks += 1
-                    n_bytes += len(value)
-                for iid, symbol in info.instruments:
-                    txn.put(iid.to_bytes(4, "big"), symbol.encode(), db=self._symbols)
-                    txn.put(symbol.encode(), iid.to_bytes(4, "big"), db=self._symbol_ids)
-                if req.producer_id is not None:
-                    txn.put(req.producer_id.encode(), _PRODUCER.pack(req.sequence, head, info.count),
-                            db=self._producers)
-                if head == 0:
-                    first_recv = info.min_ts_recv
-                last_recv = max(last_recv, info.max_ts_recv)
                 results.append(AppendResult(head, info.count))
-                head += info.count
-                n_instruments = info.n_instruments
-            for key, value in ((b"head", head), (b"instruments", n_instruments), (b"chunks", n_chunks),
-                               (b"bytes", n_bytes), (b"first_ts_recv", first_recv), (b"last_ts_recv", last_recv)):
-                txn.put(key, _U64.pack(value), db=self._meta)
-            txn.put(b"chain_head", bytes(prev), db=self._meta)
+                if req.producer_id is not None:
+                    producers[req.producer_id] = (req.sequence, head, info.count)
+                if info.count:
+                    accepted.append(body)
+                    instruments.extend(info.instruments)
+                    lo = info.min_ts_recv if lo is None else min(lo, info.min_ts_recv)
+                    hi = info.max_ts_recv if hi is None else max(hi, info.max_ts_recv)
+                    head += info.count
+                    n_instruments = info.n_instruments
+            if head == st.head and not producers:
+                return results
+            if head > st.head:
+                self._write_chunks(txn, st, accepted, head - st.head, lo, hi)
+            for iid, symbol in instruments:
+                txn.put(iid.to_bytes(4, "big"), symbol.encode(), db=self._symbols)
+                txn.put(symbol.encode(), iid.to_bytes(4, "big"), db=self._symbol_ids)
+            for producer_id, record in producers.items():
+                txn.put(producer_id.encode(), _PRODUCER.pack(*record), db=self._producers)
+            st.head, st.instruments = head, n_instruments
+            st.store(txn, self._meta)
         return results
 
-    def _check_producer(self, txn: lmdb.Transaction, req: AppendRequest) -> AppendResult | None:
-        """The original result of an idempotent retry, None for a new batch; raises on an old sequence."""
+    @staticmethod
+    def _validate_group(requests: Sequence[AppendRequest], n_instruments: int) -> list[codec.BodyInfo | None]:
+        """Fast path for a group of plain single-record appends that define no instrument: validate
+        them in one kernel call. Anything else (or any failure) is validated request by request."""
+        if len(requests) < 2 or any(r.expected_head is not None or r.producer_id is not None for r in requests):
+            return [None] * len(requests)
+        bodies = [memoryview(r.body).cast("B") for r in requests]
+        try:
+            info = codec.validate_body(b"".join(bodies), n_instruments)
+        except ArgusError:
+            return [None] * len(requests)
+        if info.instruments or info.count != len(requests):
+            return [None] * len(requests)
+        # One record each: a request's info is its own record's.
+        return [codec.BodyInfo(1, n_instruments, t, t, []) for t in (_recv_of(b) for b in bodies)]
+
+    def _write_chunks(self, txn: lmdb.Transaction, st: _State, bodies: list[memoryview], count: int,
+                      lo: int, hi: int) -> None:
+        body = bodies[0] if len(bodies) == 1 else memoryview(b"".join(bodies))
+        if st.head == 0:
+            st.first_ts_recv = lo
+        st.last_ts_recv = max(st.last_ts_recv, hi)
+        cursor = txn.cursor(db=self._chunks)
+        parts = list(self._split(body, count))
+        for start, stop, first, n in parts:
+            part = body[start:stop]
+            plo, phi = (lo, hi) if len(parts) == 1 else _ts_range(part)
+            value, st.chain_head = build_chunk(part, n, st.head + first, plo, phi, st.chain_head)
+            cursor.put(chunk_key(st.head + first), value, append=True)
+            st.chunks += 1
+            st.bytes += len(value)
+
+    def _check_producer(self, txn: lmdb.Transaction, req: AppendRequest,
+                        pending: dict[str, tuple[int, int, int]]) -> AppendResult | None:
+        """The original result of an idempotent retry, None for a new batch; raises on an old sequence.
+
+        `pending` holds what earlier requests of the same transaction recorded."""
         if req.producer_id is None:
             return None
         if req.sequence is None or req.sequence < 0:
             raise codec.EventValidationError(-1, "append", "sequence", req.sequence,
                                              "an integer >= 0 when producer_id is set")
-        raw = txn.get(req.producer_id.encode(), db=self._producers)
-        if raw is None:
-            return None
-        last, first, count = _PRODUCER.unpack(bytes(raw))
+        if req.producer_id in pending:
+            last, first, count = pending[req.producer_id]
+        else:
+            raw = txn.get(req.producer_id.encode(), db=self._producers)
+            if raw is None:
+                return None
+            last, first, count = _PRODUCER.unpack(bytes(raw))
         if req.sequence == last:
             return AppendResult(first, count, duplicate=True)
         if req.sequence < last:
@@ -416,12 +472,16 @@ class EventLog:
             yield int(positions[a]), stop, a, b - a
 
     def _used_bytes(self) -> int:
-        info = self.env.info()
-        return (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        if self._psize is None:
+            self._psize = self.env.stat()["psize"]
+        return (self.env.info()["last_pgno"] + 1) * self._psize
 
     def _ensure_room(self, need: int) -> None:
         # Chunks are stored on overflow pages; twice the body size plus slack covers pages and branches.
-        if self._used_bytes() + 2 * need + (1 << 20) > self.env.info()["map_size"]:
+        info = self.env.info()
+        if self._psize is None:
+            self._psize = self.env.stat()["psize"]
+        if (info["last_pgno"] + 1) * self._psize + 2 * need + (1 << 20) > info["map_size"]:
             self._grow(need)
 
     def _grow(self, need: int) -> None:
@@ -442,7 +502,7 @@ class EventLog:
             if existing is not None:
                 return existing
             with self._read_txn() as txn:
-                iid = self._meta_int(txn, b"instruments")
+                iid = self._state(txn).instruments
         event = instrument_event(iid, symbol, kind=kind, ts=ts, multiplier=multiplier, **terms)
         self.append([event])
         return iid
@@ -480,9 +540,8 @@ class EventLog:
                     errors.append(f"{where}: {exc}")
                 prev = chain_hash(header_bytes(value))
                 expected = header.end
-            head = self._meta_int(txn, b"head")
-            stored = txn.get(b"chain_head", db=self._meta)
-            stored = ZERO_HASH if stored is None else bytes(stored)
+            st = self._state(txn)
+            head, stored = st.head, st.chain_head
         if head != expected:
             errors.append(f"meta head = {head} but the chunks end at offset {expected}")
         if stored != prev:
@@ -498,7 +557,7 @@ class LogReader:
         self._txn = txn
 
     def head(self) -> int:
-        return self._log._meta_int(self._txn, b"head")
+        return self._log._state(self._txn).head
 
     def chunks(self, from_offset: int = 0, to_offset: int | None = None) -> Iterator[Chunk]:
         """Chunks overlapping [from_offset, to_offset), checksum-verified, bodies zero-copy."""
@@ -519,6 +578,10 @@ class LogReader:
                 yield Chunk(header, body, max(from_offset, header.first_offset), min(stop_at, header.end))
             if not cursor.next():
                 return
+
+
+def _recv_of(record: memoryview) -> int:
+    return int.from_bytes(record[24:32], "little", signed=True)
 
 
 def _ts_range(body: memoryview) -> tuple[int, int]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from argus.kernels.codec import layout_info
 from google.protobuf.descriptor import FieldDescriptor
 
 from argus.events import layout, types
+from argus.kernels.codec import layout_info
 from argus.v1 import events_pb2
 
 DECLARED = {

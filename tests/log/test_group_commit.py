@@ -113,3 +113,19 @@ def test_append_to_a_closed_committer_is_refused(log) -> None:
             await gc.append(trades(1, 1))
 
     asyncio.run(main())
+
+
+def test_retry_inside_the_same_group_gets_the_original_offsets(log) -> None:
+    log.define_instrument("SPY")
+
+    async def main():
+        async with GroupCommitter(log) as gc:
+            return await asyncio.gather(gc.append(trades(2, 1), producer_id="p", sequence=5),
+                                        gc.append(trades(2, 1), producer_id="p", sequence=5),
+                                        gc.append(trades(1, 3), producer_id="p", sequence=6))
+
+    first, retry, nxt = asyncio.run(main())
+    assert (first.first_offset, first.count, first.duplicate) == (1, 2, False)
+    assert (retry.first_offset, retry.count, retry.duplicate) == (1, 2, True)
+    assert nxt.first_offset == 3
+    assert trade_ids(log).tolist() == [1, 2, 3]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from argus.kernels.walker import ScanCounter
 
 from argus.errors import (
     CorruptLogError,
@@ -25,6 +24,7 @@ from argus.errors import (
 from argus.events import codec
 from argus.events.codec import Event
 from argus.events.types import EventType
+from argus.kernels.walker import ScanCounter
 from argus.log import EventLog
 from argus.log.store import instrument_event
 from tests.log.helpers import TS, trade_ids, trades
