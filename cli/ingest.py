@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from argus.cli.ingest_files import csv_command, parquet_command
 from argus.cli.ingest_synthetic import synthetic_command
 

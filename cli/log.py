@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+
 from argus.cli.output import emit, log_dir
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 
 import click
+
 from argus.cli import ingest, log
 
 EXIT_CHECK_FAILED = 1
