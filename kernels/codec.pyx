@@ -141,6 +141,8 @@ cdef bint check_chain(const RecordHeader* h, Failure* f) noexcept nogil:
             return fail_f(f, b"rows.ask", r.ask, b"finite and >= 0")
         if r.ask < r.bid:
             return fail_f(f, b"rows.ask", r.ask, b">= bid")
+        if not (non_negative(r.open_interest) or r.open_interest != r.open_interest):
+            return fail_f(f, b"rows.open_interest", r.open_interest, b"finite and >= 0, or NaN (unknown)")
         if not (non_negative(r.bid_size) and non_negative(r.ask_size)):
             return fail_f(f, b"rows.bid_size/ask_size", r.bid_size if not non_negative(r.bid_size) else r.ask_size,
                           b"finite and >= 0")

@@ -119,7 +119,8 @@ def encode_option_chain(instrument_id: int, ts_event: int, ts_recv: int, underly
     head["n_rows"] = len(rows)
     head["source"] = source
     payload = head.tobytes() + np.ascontiguousarray(rows, dtype=OPTION_ROW_DTYPE).tobytes()
-    h = _header(EventType.OPTION_CHAIN_SNAPSHOT, len(payload), instrument_id, ts_event, ts_recv, 1)
+    h = _header(EventType.OPTION_CHAIN_SNAPSHOT, len(payload), instrument_id, ts_event, ts_recv,
+                layout.SCHEMA_VERSION[EventType.OPTION_CHAIN_SNAPSHOT])
     return _pad(h.tobytes() + payload)
 
 

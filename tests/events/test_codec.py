@@ -181,3 +181,11 @@ def test_garbage_protobuf_payload_is_refused() -> None:
     raw[32] = 0xFF  # an invalid tag byte
     with pytest.raises(EventValidationError, match="payload"):
         codec.validate_body(bytes(raw), 0)
+
+
+def test_option_row_with_negative_open_interest_is_refused() -> None:
+    rows = option_rows(2)
+    rows["open_interest"][0] = -5.0
+    raw = codec.encode_option_chain(0, TS, TS, 100.0, 1, rows)
+    with pytest.raises(EventValidationError, match="open_interest"):
+        codec.validate_body(codec.encode(instrument_event(0, "X")) + raw, 0)
