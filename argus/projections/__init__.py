@@ -1,0 +1,1 @@
+"""The projection engine: runs reducers over the log, snapshots, the derived store (DESIGN.md §5)."""
