@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from argus.errors import ArgusError
 from argus.events import codec
+from argus.events.durations import parse_duration
 from argus.events.types import AggressorSide, EventType, InstrumentKind
 from argus.log.store import EventLog, instrument_event
 
@@ -106,10 +107,6 @@ _TEXT_TARGETS = ("ts_event", "ts_recv", "date", "time", "symbol", "side", "buyer
 _NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _INTEGER_RE = r"[+-]?\d+"
 _AWARE_RE = r"(?:[zZ]|[+-]\d{2}:?\d{2}|\s*(?:UTC|GMT|utc|gmt))$"
-_TIMEFRAME_RE = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|sec|m|min|h|hr|d|w)\s*$")
-_TIMEFRAME_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "sec": 1_000_000_000,
-                 "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000, "hr": 3_600_000_000_000,
-                 "d": 86_400_000_000_000, "w": 7 * 86_400_000_000_000}
 _INT64_MAX = np.iinfo(np.int64).max
 _SHOWN_BAD_ROWS = 5
 
@@ -232,11 +229,10 @@ def parse_timeframe(text: str) -> int:
     """A bar timeframe such as "30s", "1m", "5min", "1h", "1d" or "1w", in nanoseconds.
 
     Months and years are refused: they have no fixed length."""
-    m = _TIMEFRAME_RE.match(text)
-    if not m or int(m.group(1)) <= 0:
-        raise FileIngestError(f"timeframe = {text!r} must be a positive count and a unit "
-                              "(ns, us, ms, s, m or min, h, d, w), e.g. 1m, 5m, 1h, 1d")
-    return int(m.group(1)) * _TIMEFRAME_NS[m.group(2)]
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise FileIngestError(str(exc)) from None
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:

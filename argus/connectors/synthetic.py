@@ -44,7 +44,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -55,6 +54,7 @@ import numpy as np
 
 from argus.analytics.black_scholes import greeks as bs_greeks
 from argus.events import codec, layout
+from argus.events.durations import parse_duration
 from argus.events.layout import NO_INSTRUMENT, OPTION_ROW_DTYPE
 from argus.events.types import AggressorSide, EventType, InstrumentKind, OptionRight, OptionSource
 from argus.log.store import EventLog, instrument_event
@@ -145,19 +145,11 @@ class SyntheticConfig:
             raise ValueError(f"rate = {self.rate!r} must be finite and between -0.05 and 0.5")
 
 
-_INTERVAL = re.compile(r"^\s*(\d+)\s*(ms|s|m|min|h)\s*$")
-_UNIT_NS = {"ms": 1_000_000, "s": NS, "m": MINUTE_NS, "min": MINUTE_NS, "h": 3600 * NS}
 
 
 def parse_interval(text: str) -> int:
     """ns of an interval written like '1m', '30s', '5min', '1h'."""
-    m = _INTERVAL.match(text)
-    if not m:
-        raise ValueError(f"interval = {text!r} must be a positive integer followed by s, m, min or h (e.g. 1m)")
-    ns = int(m.group(1)) * _UNIT_NS[m.group(2)]
-    if ns <= 0:
-        raise ValueError(f"interval = {text!r} must be > 0")
-    return ns
+    return parse_duration(text, "interval")
 
 
 # -- symbols -------------------------------------------------------------------------------------
