@@ -2,6 +2,7 @@
 # The contract shared with the reducers that consume closed bars (indicators): BarOut and BarListener.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from argus.kernels.reducer cimport Reducer
+from argus.kernels.outputs cimport OutputBuffer
 
 cdef enum BarKind:
     BAR_TIME = 1      # fixed interval_ns, aligned to origin_ns (multiples of seconds, minutes, hours, days)
@@ -45,3 +46,60 @@ cdef struct BarOut:
 # sees exactly what the bar output buffer receives, live or in replay.
 cdef class BarListener(Reducer):
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
+
+
+# -- the bar reducer (bars.pyx) ------------------------------------------------------------------
+
+cdef enum BarStateFlags:
+    STATE_OPEN = 1        # a bar is open (has at least one trade or provider bar)
+    STATE_FLOORED = 2     # `floor` is set: data earlier than it is late
+    STATE_FRESH = 4       # the open bar has no data yet: the next trade (provider bar) sets open/high/low
+
+# The open bar of one (instrument, spec), and what the reducer remembers between bars. 120 bytes with no
+# padding, zeroed when allocated, so its raw bytes (the snapshot) are deterministic.
+cdef struct BarState:
+    int64_t ts_start        # as BarOut.ts_start (bucket/session start, or first trade ts for volume/dollar)
+    int64_t ts_end          # as BarOut.ts_end (bucket/session end, exclusive, or last trade ts)
+    int64_t session         # as BarOut.session
+    int64_t first_ts        # as BarOut.first_ts
+    int64_t last_ts         # as BarOut.last_ts
+    int64_t floor           # earliest acceptable data time: open bar's start, else last closed bar's end
+    int64_t session_index   # index of the last session looked up for this state (search hint)
+    double open
+    double high
+    double low
+    double close
+    double volume
+    double pv               # sum(price * size); for roll-ups sum(close * volume)
+    uint64_t trade_count
+    uint32_t flags          # BarStateFlags
+    uint32_t _reserved
+
+# Per-spec counters of data that went into no bar (part of the snapshot).
+cdef struct SpecCounters:
+    uint64_t late_count     # trades (provider bars for roll-ups) older than the open or last closed bar
+    double late_volume      # their volume
+    uint64_t outside_count  # trades (provider bars) outside every session, for session specs
+    double outside_volume   # their volume
+
+cdef class BarReducer(Reducer):
+    cdef BarSpec* specs             # n_specs specs, malloc'ed
+    cdef Py_ssize_t n_specs
+    cdef BarState* states           # states[iid * n_specs + spec], calloc'ed/realloc'ed in grow()
+    cdef Py_ssize_t state_cap       # instruments the states array has room for
+    cdef SpecCounters* counters     # n_specs counters
+    cdef int64_t* session_open      # n_sessions opens, sorted
+    cdef int64_t* session_close     # n_sessions closes (exclusive)
+    cdef Py_ssize_t n_sessions
+    cdef readonly OutputBuffer out  # output "bars": one BAR_FIELDS row per closed bar
+    cdef readonly BarListener listener  # fed every closed bar, or None
+    cdef bint has_listener
+    cdef readonly tuple spec_dicts  # the normalized specs, for configuration hashing and display
+    cdef readonly object sessions   # the (n, 2) int64 session table, or None
+
+    cdef void close_bar(self, BarState* st, uint32_t iid, uint32_t spec, uint64_t offset) noexcept nogil
+    cdef void open_bar(self, BarState* st, const BarSpec* sp, int64_t start, int64_t end, int64_t key,
+                       Py_ssize_t sidx) noexcept nogil
+    cdef bint bucket_of(self, BarState* st, const BarSpec* sp, int64_t ts, int64_t* start, int64_t* end,
+                        Py_ssize_t* sidx) noexcept nogil
+    cdef void close_due(self, uint32_t iid, int64_t ts, uint64_t offset) noexcept nogil

@@ -72,6 +72,10 @@ cdef class Reducer(ChunkWalker):
         """The live path: apply one record (its bytes) that sits at `offset` in the log."""
         if record.shape[0] < HEADER_SIZE:
             raise ValueError(f"record = {record.shape[0]} bytes must hold a 32-byte header")
+        cdef const RecordHeader* h = <const RecordHeader*>&record[0]
+        if h.length < HEADER_SIZE or h.length > record.shape[0] or h.payload_len > h.length - HEADER_SIZE:
+            raise ValueError(f"record length = {h.length} (payload_len {h.payload_len}) must fit the "
+                             f"{record.shape[0]} bytes given")
         with nogil:
             self.dispatch(offset, <const RecordHeader*>&record[0])
         self._check()
@@ -169,8 +173,13 @@ cdef class Reducer(ChunkWalker):
         # Everything parsed: only now change the reducer.
         if self.grow(n_instruments) != 0:
             raise MemoryError(f"reducer '{self.name}' could not grow its state")
-        self.n_instruments = n_instruments
-        self.load_state_parts(state)
+        previous = self.n_instruments
+        self.n_instruments = n_instruments  # load_state_parts sizes its arrays by it
+        try:
+            self.load_state_parts(state)
+        except BaseException:
+            self.n_instruments = previous
+            raise
         for out_name, rows, digest_state in restored:
             if out_name not in outs:
                 raise SnapshotError(f"reducer '{self.name}': snapshot output '{out_name}' is unknown")

@@ -1,0 +1,180 @@
+"""Projection configuration: which bars, which indicators, positions, snapshot interval.
+
+Read from YAML (or a dict), validated with errors that name the field, the value and the rule, and
+reduced to canonical JSON whose BLAKE2b-256 is the configuration hash stamped on every output and
+snapshot. Example (also the default):
+
+    calendar: XNYS          # exchange calendar of session bars and the session-anchored VWAP
+    extended_hours: false   # session bars cover regular hours (true: 04:00-20:00 New York)
+    bars: [1m, 5m]          # time bars from trades; also {kind: session}, {kind: volume, threshold: 1e4},
+                            # {kind: dollar, threshold: 1e6}, {kind: time, interval: 1h, source: provider}
+    indicators: default     # or a list such as [{kind: sma, period: 20}, {kind: rsi, period: 14}]
+    positions: true
+    snapshot_every: 100000  # events between snapshots
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from argus.events.durations import format_duration, parse_duration
+
+DEFAULT_SNAPSHOT_EVERY = 100_000
+SESSION_RANGE = ("2000-01-01", "2035-12-31")  # the session table spans a fixed range: the hash must not depend on the log
+_KINDS = ("time", "session", "volume", "dollar")
+_SOURCES = ("trades", "provider")
+
+
+class ConfigError(ValueError):
+    """A projection configuration broke a rule; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class BarSpecConfig:
+    kind: str
+    source: str = "trades"
+    interval_ns: int = 0
+    origin_ns: int = 0
+    threshold: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """The `timeframe` column of this spec's bars."""
+        suffix = "" if self.source == "trades" else "@provider"
+        if self.kind == "time":
+            return format_duration(self.interval_ns) + suffix
+        if self.kind == "session":
+            return "1d" + suffix
+        return f"{self.kind}{self.threshold:g}" + suffix
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source, "interval_ns": self.interval_ns,
+                "origin_ns": self.origin_ns, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    bars: tuple[BarSpecConfig, ...]
+    indicators: tuple[dict[str, Any], ...]
+    positions: bool = True
+    calendar: str = "XNYS"
+    extended_hours: bool = False
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    _hash: bytes = field(default=b"", compare=False, repr=False)
+
+    def canonical(self) -> dict[str, Any]:
+        """What the hash covers (snapshot_every does not change any output, so it is left out)."""
+        return {"version": 1, "bars": [b.as_dict() for b in self.bars], "indicators": list(self.indicators),
+                "positions": self.positions, "calendar": self.calendar, "extended_hours": self.extended_hours,
+                "session_range": list(SESSION_RANGE)}
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def config_hash(self) -> bytes:
+        """BLAKE2b-256 of the canonical JSON and of the session table it implies."""
+        if not self._hash:
+            h = hashlib.blake2b(self.canonical_json().encode(), digest_size=32)
+            if self.needs_sessions:
+                h.update(self.sessions().tobytes())
+            object.__setattr__(self, "_hash", h.digest())
+        return self._hash
+
+    @property
+    def needs_sessions(self) -> bool:
+        return bool(self.bars)
+
+    def sessions(self) -> np.ndarray:
+        from argus.projections.sessions import session_table
+
+        cached = getattr(self, "_sessions", None)
+        if cached is None:
+            cached = session_table(self.calendar, SESSION_RANGE[0], SESSION_RANGE[1], extended=self.extended_hours)
+            object.__setattr__(self, "_sessions", cached)
+        return cached
+
+
+def _bar_spec(index: int, raw: Any) -> BarSpecConfig:
+    where = f"bars[{index}]"
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text in ("session", "1d-session"):
+            return BarSpecConfig(kind="session")
+        return BarSpecConfig(kind="time", interval_ns=parse_duration(text, where))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} = {raw!r} must be a timeframe like '1m' or a mapping with a kind")
+    kind = raw.get("kind", "time")
+    if kind not in _KINDS:
+        raise ConfigError(f"{where}.kind = {kind!r} must be one of {', '.join(_KINDS)}")
+    source = raw.get("source", "trades")
+    if source not in _SOURCES:
+        raise ConfigError(f"{where}.source = {source!r} must be one of {', '.join(_SOURCES)}")
+    unknown = set(raw) - {"kind", "source", "interval", "origin", "threshold"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+    if kind == "time":
+        if "interval" not in raw:
+            raise ConfigError(f"{where}.interval is required for time bars (e.g. 5m)")
+        origin = parse_duration(raw["origin"], f"{where}.origin") if raw.get("origin") else 0
+        return BarSpecConfig("time", source, parse_duration(raw["interval"], f"{where}.interval"), origin)
+    if kind == "session":
+        return BarSpecConfig("session", source)
+    if source != "trades":
+        raise ConfigError(f"{where}.source = {source!r}: {kind} bars are built from trades only")
+    threshold = raw.get("threshold")
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not threshold > 0:
+        raise ConfigError(f"{where}.threshold = {threshold!r} must be a number > 0")
+    return BarSpecConfig(kind, "trades", threshold=float(threshold))
+
+
+def load_config(source: str | Path | dict[str, Any] | None = None) -> ProjectionConfig:
+    """A validated configuration from a YAML file path, a YAML string, a dict, or None (the default)."""
+    from argus.projections.indicators import DEFAULT_INDICATORS, parse_indicator_specs
+
+    if source is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(source, dict):
+        raw = dict(source)
+    else:
+        import yaml
+
+        text = Path(source).read_text() if isinstance(source, Path) or Path(str(source)).is_file() else str(source)
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"projection config must be a mapping, not {type(raw).__name__}")
+    unknown = set(raw) - {"bars", "indicators", "positions", "calendar", "extended_hours", "snapshot_every"}
+    if unknown:
+        raise ConfigError(f"unknown field(s) {sorted(unknown)} (known: bars, indicators, positions, calendar, "
+                          "extended_hours, snapshot_every)")
+    bars_raw = raw.get("bars", ["1m", "5m"])
+    if not isinstance(bars_raw, list):
+        raise ConfigError(f"bars = {bars_raw!r} must be a list")
+    bars = tuple(_bar_spec(i, b) for i, b in enumerate(bars_raw))
+    labels = [b.label for b in bars]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"bars = {labels} must not repeat a timeframe")
+    ind_raw = raw.get("indicators", "default")
+    if ind_raw == "default":
+        indicators = tuple(DEFAULT_INDICATORS)
+    elif ind_raw in (None, False, "none", []):
+        indicators = ()
+    else:
+        indicators = tuple(parse_indicator_specs(ind_raw))
+    if indicators and not bars:
+        raise ConfigError("indicators need at least one bar spec in bars")
+    every = raw.get("snapshot_every", DEFAULT_SNAPSHOT_EVERY)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ConfigError(f"snapshot_every = {every!r} must be an integer >= 1")
+    calendar = raw.get("calendar", "XNYS")
+    if not isinstance(calendar, str) or not calendar:
+        raise ConfigError(f"calendar = {calendar!r} must be a calendar name such as XNYS or 24/7")
+    return ProjectionConfig(bars=bars, indicators=indicators, positions=bool(raw.get("positions", True)),
+                            calendar=calendar, extended_hours=bool(raw.get("extended_hours", False)),
+                            snapshot_every=every)

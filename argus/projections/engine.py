@@ -1,0 +1,197 @@
+"""The projection engine: feeds the reducers from the log, drains their outputs into the derived
+store, takes snapshots, and reports digests (DESIGN.md §1.4, §5).
+
+Replay from offset N restores the newest snapshot at or before N, applies [snapshot, N) silently
+(outputs dropped), then processes [N, M): outputs with offsets >= N are written and digested.
+Snapshots are taken at every multiple of `snapshot_every`, exactly at that offset, whatever the
+chunking, so a replay cut anywhere restores the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from argus.events import codec
+from argus.kernels.bars import BAR_FIELDS, BarReducer
+from argus.kernels.indicators import IndicatorReducer
+from argus.kernels.positions import PositionReducer
+from argus.log import EventLog
+from argus.projections.config import ProjectionConfig
+from argus.projections.store import DerivedStore
+
+Mode = Literal["chunk", "event"]
+
+
+@dataclass
+class ProjectionReport:
+    outputs: int
+    digest: str
+
+
+@dataclass
+class ReplayResult:
+    from_offset: int
+    to_offset: int
+    events: int
+    seconds: float
+    events_per_s: float
+    state_digest: str
+    outputs_digest: str
+    config_hash: str
+    restored_from: int | None
+    projections: dict[str, ProjectionReport] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"from_offset": self.from_offset, "to_offset": self.to_offset, "events": self.events,
+                "seconds": self.seconds, "events_per_s": self.events_per_s, "state_digest": self.state_digest,
+                "outputs_digest": self.outputs_digest, "config_hash": self.config_hash,
+                "restored_from": self.restored_from,
+                "projections": {k: {"outputs": v.outputs, "digest": v.digest} for k, v in self.projections.items()}}
+
+
+class Projections:
+    """The reducers of one configuration, in a fixed order, and what each emits."""
+
+    def __init__(self, config: ProjectionConfig):
+        h = config.config_hash
+        self.config = config
+        self.walked: list = []  # reducers fed with log records, in order
+        self.all: list = []  # every reducer (walked and listeners), in snapshot order
+        self.indicators = None
+        if config.bars:
+            if config.indicators:
+                self.indicators = IndicatorReducer("indicators", h, [dict(s) for s in config.indicators],
+                                                   len(config.bars))
+            self.bars = BarReducer("bars", h, [b.as_dict() for b in config.bars], config.sessions(),
+                                   self.indicators)
+            self.walked.append(self.bars)
+            self.all.append(self.bars)
+            if self.indicators is not None:
+                self.all.append(self.indicators)
+        if config.positions:
+            self.positions = PositionReducer("positions", h)
+            self.walked.append(self.positions)
+            self.all.append(self.positions)
+
+    def output_names(self) -> list[str]:
+        return [name for r in self.all for name, _ in r.outputs()]
+
+    def buffers(self) -> list[tuple[str, object]]:
+        return [(name, buf) for r in self.all for name, buf in r.outputs()]
+
+    def dtypes(self) -> dict[str, np.dtype]:
+        return {name: buf.dtype for name, buf in self.buffers()}
+
+    def state_digest(self) -> bytes:
+        h = hashlib.blake2b(digest_size=32)
+        for r in self.all:
+            h.update(r.state_digest())
+        return h.digest()
+
+
+class ProjectionEngine:
+    """Runs a configuration's reducers over a log; outputs and snapshots go to a derived store."""
+
+    def __init__(self, log: EventLog, config: ProjectionConfig, store: DerivedStore | None = None):
+        self.log = log
+        self.config = config
+        self.store = store
+        self.projections = Projections(config)
+
+    def replay(self, from_offset: int = 0, to_offset: int | None = None, *, fresh: bool = False,
+               mode: Mode = "chunk", snapshots: bool = True,
+               progress: Callable[[int], None] | None = None) -> ReplayResult:
+        """Process [from_offset, to_offset) (to the head by default) and report digests."""
+        head = self.log.head()
+        stop = head if to_offset is None else min(to_offset, head)
+        if from_offset > stop:
+            raise ValueError(f"from_offset = {from_offset} must be <= to_offset ({stop}) and the head ({head})")
+        self.projections = Projections(self.config)
+        restored = None
+        if not fresh and from_offset > 0:
+            restored = self._restore_newest(from_offset)
+            start = 0 if restored is None else restored
+            self._run(start, from_offset, mode, keep=False, snapshots=snapshots)
+        digests = {name: hashlib.blake2b(digest_size=32) for name in self.projections.output_names()}
+        counts = dict.fromkeys(digests, 0)
+        t0 = time.perf_counter()
+        self._run(from_offset, stop, mode, keep=True, snapshots=snapshots, digests=digests, counts=counts,
+                  progress=progress)
+        seconds = time.perf_counter() - t0
+        total = hashlib.blake2b(digest_size=32)
+        reports = {}
+        for name, h in digests.items():
+            total.update(name.encode() + b"\0" + h.digest())
+            reports[name] = ProjectionReport(counts[name], h.hexdigest())
+        events = stop - from_offset
+        return ReplayResult(from_offset, stop, events, seconds, events / seconds if seconds > 0 else 0.0,
+                            self.projections.state_digest().hex(), total.hexdigest(),
+                            self.config.config_hash.hex(), restored, reports)
+
+    def _restore_newest(self, offset: int) -> int | None:
+        """Restore every reducer from the newest offset <= `offset` at which all have a snapshot."""
+        if self.store is None:
+            return None
+        common = None
+        for r in self.projections.all:
+            offs = {k for k in self.store.snapshot_offsets(r.name) if k <= offset}
+            common = offs if common is None else common & offs
+        if not common:
+            return None
+        k = max(common)
+        for r in self.projections.all:
+            r.restore(self.store.snapshot(r.name, k))
+        return k
+
+    def _run(self, start: int, stop: int, mode: Mode, *, keep: bool, snapshots: bool,
+             digests: dict | None = None, counts: dict | None = None,
+             progress: Callable[[int], None] | None = None) -> None:
+        every = self.config.snapshot_every
+        walked = self.projections.walked
+        with self.log.reader() as reader:
+            for chunk in reader.chunks(start, stop):
+                lo = chunk.start
+                while lo < chunk.stop:
+                    # Cut at the next snapshot offset so snapshots sit at exact multiples of `every`.
+                    boundary = (lo // every + 1) * every
+                    hi = min(chunk.stop, boundary)
+                    self._apply(walked, chunk, lo, hi, mode)
+                    self._drain(keep, digests, counts, snapshot_at=hi if snapshots and hi % every == 0 else None)
+                    if progress is not None:
+                        progress(hi - lo)
+                    lo = hi
+
+    def _apply(self, walked: list, chunk, lo: int, hi: int, mode: Mode) -> None:
+        if mode == "chunk":
+            for r in walked:
+                r.apply_chunk(chunk.body, chunk.first_offset, lo, hi)
+        else:
+            # The live path: one record at a time, every reducer per record (as events arrive live).
+            for offset, record in codec.iter_records(chunk.body, chunk.first_offset):
+                if lo <= offset < hi:
+                    for r in walked:
+                        r.apply_record(record, offset)
+        if self.projections.indicators is not None:
+            self.projections.indicators._check()  # a listener cannot raise inside the bar reducer's callback
+
+    def _drain(self, keep: bool, digests: dict | None, counts: dict | None, snapshot_at: int | None) -> None:
+        rows = {name: buf.drain() for name, buf in self.projections.buffers()}
+        if keep:
+            for name, arr in rows.items():
+                if len(arr):
+                    digests[name].update(arr.tobytes())
+                    counts[name] += len(arr)
+        snaps = None
+        if snapshot_at is not None and self.store is not None:
+            snaps = {r.name: (snapshot_at, r.snapshot()) for r in self.projections.all}
+        if self.store is not None and ((keep and any(len(a) for a in rows.values())) or snaps):
+            self.store.write(rows if keep else {}, snaps, self.config.canonical_json())
+
+
+BAR_DTYPE = np.dtype(list(BAR_FIELDS))
