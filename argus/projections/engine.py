@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -152,20 +152,44 @@ class ProjectionEngine:
     def _run(self, start: int, stop: int, mode: Mode, *, keep: bool, snapshots: bool,
              digests: dict | None = None, counts: dict | None = None,
              progress: Callable[[int], None] | None = None) -> None:
-        every = self.config.snapshot_every
-        walked = self.projections.walked
         with self.log.reader() as reader:
             for chunk in reader.chunks(start, stop):
-                lo = chunk.start
-                while lo < chunk.stop:
-                    # Cut at the next snapshot offset so snapshots sit at exact multiples of `every`.
-                    boundary = (lo // every + 1) * every
-                    hi = min(chunk.stop, boundary)
-                    self._apply(walked, chunk, lo, hi, mode)
-                    self._drain(keep, digests, counts, snapshot_at=hi if snapshots and hi % every == 0 else None)
-                    if progress is not None:
-                        progress(hi - lo)
-                    lo = hi
+                self._process(chunk, mode, keep=keep, snapshots=snapshots, digests=digests, counts=counts,
+                              progress=progress)
+
+    def _process(self, chunk, mode: Mode, *, keep: bool, snapshots: bool, digests: dict | None = None,
+                 counts: dict | None = None, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        """Apply a chunk's [start, stop) records; returns the rows emitted."""
+        every = self.config.snapshot_every
+        emitted: dict[str, list[np.ndarray]] = {}
+        lo = chunk.start
+        while lo < chunk.stop:
+            # Cut at the next snapshot offset so snapshots sit at exact multiples of `every`.
+            boundary = (lo // every + 1) * every
+            hi = min(chunk.stop, boundary)
+            self._apply(self.projections.walked, chunk, lo, hi, mode)
+            rows = self._drain(keep, digests, counts, snapshot_at=hi if snapshots and hi % every == 0 else None)
+            for name, arr in rows.items():
+                if len(arr):
+                    emitted.setdefault(name, []).append(arr)
+            if progress is not None:
+                progress(hi - lo)
+            lo = hi
+        return {name: np.concatenate(parts) for name, parts in emitted.items()}
+
+    async def follow(self, from_offset: int = 0, *, mode: Mode = "chunk",
+                     poll_interval: float = 0.05) -> AsyncIterator[tuple[int, dict[str, np.ndarray]]]:
+        """The live tail: restore and replay silently up to from_offset, then apply every chunk as it
+        lands in the log, writing outputs and snapshots like a replay. Yields (next offset, rows emitted)
+        after each chunk; runs until the caller stops iterating."""
+        self.projections = Projections(self.config)
+        start = self._restore_newest(from_offset) if from_offset > 0 else None
+        self._run(start or 0, from_offset, mode, keep=False, snapshots=True)
+        async for chunk in self.log.subscribe(from_offset, poll_interval=poll_interval):
+            rows = self._process(chunk, mode, keep=True, snapshots=True,
+                                 digests={n: hashlib.blake2b() for n in self.projections.output_names()},
+                                 counts=dict.fromkeys(self.projections.output_names(), 0))
+            yield chunk.stop, rows
 
     def _apply(self, walked: list, chunk, lo: int, hi: int, mode: Mode) -> None:
         if mode == "chunk":
@@ -180,7 +204,8 @@ class ProjectionEngine:
         if self.projections.indicators is not None:
             self.projections.indicators._check()  # a listener cannot raise inside the bar reducer's callback
 
-    def _drain(self, keep: bool, digests: dict | None, counts: dict | None, snapshot_at: int | None) -> None:
+    def _drain(self, keep: bool, digests: dict | None, counts: dict | None,
+               snapshot_at: int | None) -> dict[str, np.ndarray]:
         rows = {name: buf.drain() for name, buf in self.projections.buffers()}
         if keep:
             for name, arr in rows.items():
@@ -192,6 +217,7 @@ class ProjectionEngine:
             snaps = {r.name: (snapshot_at, r.snapshot()) for r in self.projections.all}
         if self.store is not None and ((keep and any(len(a) for a in rows.values())) or snaps):
             self.store.write(rows if keep else {}, snaps, self.config.canonical_json())
+        return rows if keep else {}
 
 
 BAR_DTYPE = np.dtype(list(BAR_FIELDS))
