@@ -25,18 +25,30 @@ class BlockDigest:
         self.chain = chain
         self.pending = bytearray(pending)
 
-    def update(self, rows: bytes) -> None:
-        self.pending += rows
+    def update(self, rows) -> None:
+        """Add rows (any buffer of whole rows)."""
+        view = memoryview(rows).cast("B")
         block = ROWS_PER_BLOCK * self.itemsize
-        if len(self.pending) >= block:
-            full = len(self.pending) - len(self.pending) % block
-            view = memoryview(self.pending)
-            chain = self.chain
-            for start in range(0, full, block):
-                chain = hashlib.blake2b(chain + view[start:start + block], digest_size=32).digest()
-            view.release()
-            self.chain = chain
-            del self.pending[:full]
+        if self.pending:
+            take = min(len(view), block - len(self.pending))
+            self.pending += view[:take]
+            view = view[take:]
+            if len(self.pending) < block:
+                return
+            self.chain = self._link(self.chain, self.pending)
+            self.pending = bytearray()
+        full = len(view) - len(view) % block
+        chain = self.chain
+        for start in range(0, full, block):  # whole blocks straight from the caller's buffer
+            chain = self._link(chain, view[start:start + block])
+        self.chain = chain
+        self.pending += view[full:]
+
+    @staticmethod
+    def _link(chain: bytes, block) -> bytes:
+        h = hashlib.blake2b(chain, digest_size=32)
+        h.update(block)
+        return h.digest()
 
     def digest(self) -> bytes:
         return hashlib.blake2b(self.chain + bytes(self.pending), digest_size=32).digest()
@@ -95,7 +107,7 @@ cdef class OutputBuffer:
         out = np.empty(self.n, dtype=self.dtype)
         if self.n:
             memcpy(<void*><Py_ssize_t>out.ctypes.data, self.data, self.n * self.itemsize)
-            self._digest.update(out.tobytes())
+            self._digest.update(out)
         self.n = 0
         return out
 

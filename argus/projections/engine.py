@@ -5,6 +5,11 @@ Replay from offset N restores the newest snapshot at or before N, applies [snaps
 (outputs dropped), then processes [N, M): outputs with offsets >= N are written and digested.
 Snapshots are taken at every multiple of `snapshot_every`, exactly at that offset, whatever the
 chunking, so a replay cut anywhere restores the same state.
+
+Digests: `state_digest` is BLAKE2b-256 over every reducer's state digest, in a fixed order;
+`outputs_digest` is BLAKE2b-256 over each output's name and the XXH3-128 of its rows emitted at
+offsets >= N (XXH3 because the rows are already hashed once with BLAKE2b by the reducers' running
+digests, and a replay should not pay for that twice).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import xxhash
 
 from argus.events import codec
 from argus.kernels.bars import BAR_FIELDS, BarReducer
@@ -118,7 +124,7 @@ class ProjectionEngine:
             restored = self._restore_newest(from_offset)
             start = 0 if restored is None else restored
             self._run(start, from_offset, mode, keep=False, snapshots=snapshots)
-        digests = {name: hashlib.blake2b(digest_size=32) for name in self.projections.output_names()}
+        digests = {name: xxhash.xxh3_128() for name in self.projections.output_names()}
         counts = dict.fromkeys(digests, 0)
         t0 = time.perf_counter()
         self._run(from_offset, stop, mode, keep=True, snapshots=snapshots, digests=digests, counts=counts,
@@ -187,7 +193,7 @@ class ProjectionEngine:
         self._run(start or 0, from_offset, mode, keep=False, snapshots=True)
         async for chunk in self.log.subscribe(from_offset, poll_interval=poll_interval):
             rows = self._process(chunk, mode, keep=True, snapshots=True,
-                                 digests={n: hashlib.blake2b() for n in self.projections.output_names()},
+                                 digests={n: xxhash.xxh3_128() for n in self.projections.output_names()},
                                  counts=dict.fromkeys(self.projections.output_names(), 0))
             yield chunk.stop, rows
 
@@ -210,7 +216,7 @@ class ProjectionEngine:
         if keep:
             for name, arr in rows.items():
                 if len(arr):
-                    digests[name].update(arr.tobytes())
+                    digests[name].update(arr)
                     counts[name] += len(arr)
         snaps = None
         if snapshot_at is not None and self.store is not None:

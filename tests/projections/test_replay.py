@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 from click.testing import CliRunner
 
 from argus.cli.main import cli
@@ -112,8 +113,7 @@ def _rows_digest(rows: dict[str, np.ndarray], k: int) -> str:
     total = hashlib.blake2b(digest_size=32)
     for name in ("bars", "indicators", "positions"):
         arr = rows[name]
-        total.update(name.encode() + b"\0" + hashlib.blake2b(arr[arr["offset"] >= k].tobytes(),
-                                                            digest_size=32).digest())
+        total.update(name.encode() + b"\0" + xxhash.xxh3_128_digest(arr[arr["offset"] >= k].tobytes()))
     return total.hexdigest()
 
 
