@@ -10,6 +10,16 @@ cdef enum BarKind:
     BAR_VOLUME = 3    # closes when the traded volume reaches threshold
     BAR_DOLLAR = 4    # closes when the traded notional reaches threshold
 
+# Data-quality flags carried in BarOut.flags (a bar's flags are the OR of what its data showed).
+cdef enum BarFlag:
+    FLAG_GAP = 1                 # bars are missing between the previous bar and this one, in the same session
+    FLAG_LOCKED_QUOTE = 2        # a quote of the instrument had ask == bid during the bar (crossed ones are refused at the log)
+    FLAG_STALE_QUOTE = 4         # a trade arrived when the instrument's last quote was older than the stale threshold
+    FLAG_OUTLIER = 8             # the bar's close-to-close return is a robust-z outlier against the trailing returns
+    FLAG_RECV_BEFORE_EVENT = 16  # a trade with ts_recv < ts_event
+    FLAG_OUT_OF_ORDER = 32       # a trade whose ts_event is earlier than the instrument's previous trade
+    FLAG_LATE_DATA = 64          # trades for this bar's instrument and spec arrived after their bar had closed
+
 cdef enum BarSource:
     SOURCE_TRADES = 0       # built from Trade events
     SOURCE_PROVIDER = 1     # rolled up from provider Bar events (e.g. 1m -> 5m, 1h, 1d)
@@ -46,6 +56,13 @@ cdef struct BarOut:
 # sees exactly what the bar output buffer receives, live or in replay.
 cdef class BarListener(Reducer):
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
+
+# Hands every closed bar to up to 8 listeners, in order (typed fields: no reference counting, and so no
+# GIL, on the hot path). Only the listeners are reducers with state; the fan-out itself has none.
+cdef class BarFanout(BarListener):
+    cdef BarListener l0, l1, l2, l3, l4, l5, l6, l7
+    cdef int n
+    cdef readonly tuple listeners
 
 
 # -- the bar reducer (bars.pyx) ------------------------------------------------------------------

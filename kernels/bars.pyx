@@ -98,6 +98,45 @@ cdef class BarListener(Reducer):
         pass
 
 
+cdef class BarFanout(BarListener):
+    """Feeds each closed bar to several listeners in a fixed order (e.g. indicators, regimes, outcomes)."""
+
+    def __init__(self, listeners):
+        listeners = tuple(listeners)
+        if len(listeners) > 8:
+            raise ValueError(f"listeners = {len(listeners)} must be at most 8")
+        for i, lst in enumerate(listeners):
+            if not isinstance(lst, BarListener):
+                raise TypeError(f"listeners[{i}] = {lst!r} must be a BarListener")
+        Reducer.__init__(self, "fanout", b"\0" * 32)
+        self.listeners = listeners
+        self.n = len(listeners)
+        padded = listeners + (None,) * (8 - len(listeners))
+        self.l0, self.l1, self.l2, self.l3, self.l4, self.l5, self.l6, self.l7 = padded
+
+    cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil:
+        if self.n > 0:
+            self.l0.on_bar_closed(bar)
+        if self.n > 1:
+            self.l1.on_bar_closed(bar)
+        if self.n > 2:
+            self.l2.on_bar_closed(bar)
+        if self.n > 3:
+            self.l3.on_bar_closed(bar)
+        if self.n > 4:
+            self.l4.on_bar_closed(bar)
+        if self.n > 5:
+            self.l5.on_bar_closed(bar)
+        if self.n > 6:
+            self.l6.on_bar_closed(bar)
+        if self.n > 7:
+            self.l7.on_bar_closed(bar)
+
+    def _check(self):
+        for lst in self.listeners:
+            lst._check()
+
+
 def bar_layout_info():
     """Size and field offsets of BarOut, for the layout test against BAR_FIELDS."""
     cdef BarOut b
