@@ -241,7 +241,11 @@ def run(events: int, instruments: int, python_events: int) -> dict:
         write_log(root / "log", events, instruments)
         write_s = time.perf_counter() - t0
         config = load_config({"bars": ["1m", "5m"], "indicators": "default", "positions": False,
+                              "sessions": False, "regimes": False, "bocpd": False, "outcomes": False,
                               "snapshot_every": 10**12})
+        # The same with every regime projection on: session tags, volatility/trend regimes, BOCPD, outcomes.
+        config_regimes = load_config({"bars": ["1m", "5m"], "indicators": "default", "positions": False,
+                                      "snapshot_every": 10**12})
         with EventLog.open(root / "log", readonly=True) as log:
             total = log.head()
             engine = ProjectionEngine(log, config)
@@ -249,6 +253,8 @@ def run(events: int, instruments: int, python_events: int) -> dict:
             for _ in range(3):
                 runs.append(engine.replay(snapshots=False).seconds)
             best = min(runs)
+            regimes_engine = ProjectionEngine(log, config_regimes)
+            regimes_best = min(regimes_engine.replay(snapshots=False).seconds for _ in range(3))
             # Once more, by hand, to collect the bars for TA-Lib and a snapshot of every reducer.
             engine2 = Projections(config)
             collected = []
@@ -275,6 +281,7 @@ def run(events: int, instruments: int, python_events: int) -> dict:
         return {
             "events": total, "instruments": instruments, "bars": int(len(bars)),
             "replay_events_per_s": cy_rate, "replay_seconds_runs": runs,
+            "replay_with_regimes_events_per_s": total / regimes_best,
             "python_reducer_events": python_events, "python_reducer_events_per_s": py_rate,
             "replay_vs_python": cy_rate / py_rate,
             "python_reducer_only_events_per_s": py_only_rate,
@@ -303,6 +310,8 @@ def main() -> None:
         return
     print(f"replay: {r['events']:,} events, {r['instruments']} instruments, 1m+5m bars + default indicators")
     print(f"  Cython replay (one core)     {r['replay_events_per_s'] / 1e6:8.2f} M events/s  (best of 3)")
+    print(f"  ... with regimes on          {r['replay_with_regimes_events_per_s'] / 1e6:8.2f} M events/s  "
+          "(+ session tags, vol/trend regimes, BOCPD, outcomes)")
     print(f"  pure-Python, reading the log {r['python_reducer_events_per_s'] / 1e6:8.3f} M events/s  "
           f"(first {r['python_reducer_events']:,} events, struct.unpack per record) -> {r['replay_vs_python']:.0f}x")
     print(f"  pure-Python, reducers only   {r['python_reducer_only_events_per_s'] / 1e6:8.3f} M events/s  "

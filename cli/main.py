@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from argus.cli import ingest, log, replay
+from argus.cli import ingest, log, outcomes, replay
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 3
@@ -58,6 +58,7 @@ def cli(ctx: click.Context, data: str, debug: bool) -> None:
 cli.add_command(log.log)
 cli.add_command(ingest.ingest)
 cli.add_command(replay.replay)
+cli.add_command(outcomes.outcomes)
 
 
 def main() -> None:

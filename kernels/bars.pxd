@@ -90,7 +90,7 @@ cdef struct BarState:
     double pv               # sum(price * size); for roll-ups sum(close * volume)
     uint64_t trade_count
     uint32_t flags          # BarStateFlags
-    uint32_t _reserved
+    uint32_t quality        # BarFlag bits seen so far in the open bar (copied to BarOut.flags)
 
 # Per-spec counters of data that went into no bar (part of the snapshot).
 cdef struct SpecCounters:
@@ -99,7 +99,34 @@ cdef struct SpecCounters:
     uint64_t outside_count  # trades (provider bars) outside every session, for session specs
     double outside_volume   # their volume
 
+# Data-quality memory of one instrument (all specs). 24 bytes, no padding.
+cdef enum InstrQualityBits:
+    IQ_HAS_TRADE = 1
+    IQ_HAS_QUOTE = 2
+
+cdef struct InstrQuality:
+    int64_t last_trade_ts   # ts_event of the instrument's previous trade
+    int64_t last_quote_recv # ts_recv of the instrument's last quote
+    uint32_t bits           # InstrQualityBits
+    uint32_t _reserved
+
+# Data-quality memory of one (instrument, spec) between bars (FLAG_GAP, FLAG_OUTLIER). 40 bytes, no padding.
+cdef struct SpecQuality:
+    int64_t prev_session    # session of the last closed bar
+    double prev_close       # close of the last closed bar (valid when has_close)
+    int64_t n_returns       # close-to-close log returns pushed into the ring so far
+    int64_t has_close       # 1 once a bar of this state closed
+    int64_t _reserved
+
 cdef class BarReducer(Reducer):
+    cdef InstrQuality* iquality     # n_instruments entries, grown in grow()
+    cdef SpecQuality* squality      # like states: squality[iid * n_specs + spec]
+    cdef double* returns            # ring of outlier_window returns per (iid, spec)
+    cdef double* sorted_returns     # the same windows kept sorted (derived: rebuilt on restore, not snapshotted)
+    cdef int64_t stale_quote_ns
+    cdef double outlier_z
+    cdef Py_ssize_t outlier_window
+    cdef readonly dict quality      # the normalized quality settings
     cdef BarSpec* specs             # n_specs specs, malloc'ed
     cdef Py_ssize_t n_specs
     cdef BarState* states           # states[iid * n_specs + spec], calloc'ed/realloc'ed in grow()

@@ -42,7 +42,26 @@ provider bar starting at or past its end arrives. A provider bar starting before
 BarOut. OHLC, volume, vwap = sum(price * size) / volume (the close when volume is 0), trade_count,
 first_ts / last_ts. session = open of the session containing the bar's first data time (the first
 trade's ts_event; the first provider bar's start), 0 without a session table or outside every session;
-for session bars it is the bar's own session open. flags = 0.
+for session bars it is the bar's own session open.
+
+Data-quality flags (BarOut.flags, the OR of the BarFlag bits below, per (instrument, spec)); the
+thresholds come from the keyword argument quality = {"stale_quote_ns", "outlier_z", "outlier_window"}:
+- FLAG_RECV_BEFORE_EVENT: a trade added to the bar had ts_recv < ts_event.
+- FLAG_OUT_OF_ORDER: a trade added to the bar had ts_event < the ts_event of the instrument's previous
+  trade (in log order, whatever the spec did with that trade).
+- FLAG_STALE_QUOTE: a trade added to the bar arrived (ts_recv) more than stale_quote_ns after the
+  ts_recv of the instrument's last quote; never before the instrument's first quote.
+- FLAG_LOCKED_QUOTE: a quote of the instrument with ask == bid was applied while the bar was open
+  (after the quote closed the due bars, so it marks the bars still open).
+- FLAG_LATE_DATA: a late trade (provider bar) of the instrument was dropped by this spec while the bar
+  was open.
+- FLAG_GAP (time bars only): when the bar opens, its start is after the end of the previous closed bar
+  of the state and both bars have the same nonzero session.
+- FLAG_OUTLIER: at close, r = log(close / previous closed bar's close); once outlier_window earlier
+  returns are held, z = (r - median) / (1.4826 * MAD) over them (median of an even count is the mean
+  of the middle two; exact selection in a fixed buffer, so the values do not depend on the algorithm);
+  |z| > outlier_z flags the bar; MAD == 0 never flags. r then joins the window (a ring). Returns are
+  taken only when both closes are > 0.
 
 Emission order is deterministic: within one event, bars close in spec order, then instrument order (a
 Clock closes spec 0's due bars for instruments 0..n-1, then spec 1's, ...); a trade that both closes a
@@ -55,19 +74,32 @@ import numpy as np
 
 cimport cython
 
+from libc.math cimport log, fabs, INFINITY
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memset, memcpy
+from libc.string cimport memset, memcpy, memmove
 from argus.kernels.records cimport RecordHeader, TradePayload, QuotePayload, BarPayload
 from argus.kernels.reducer cimport Reducer
 from argus.kernels.outputs cimport OutputBuffer
 from argus.kernels.bars cimport (
-    BarOut, BarSpec, BarState, SpecCounters, BarListener,
+    BarOut, BarSpec, BarState, SpecCounters, BarListener, InstrQuality, SpecQuality,
     BAR_TIME, BAR_SESSION, BAR_VOLUME, BAR_DOLLAR, SOURCE_TRADES, SOURCE_PROVIDER,
-    STATE_OPEN, STATE_FLOORED, STATE_FRESH,
+    STATE_OPEN, STATE_FLOORED, STATE_FRESH, IQ_HAS_TRADE, IQ_HAS_QUOTE,
+    FLAG_GAP, FLAG_LOCKED_QUOTE, FLAG_STALE_QUOTE, FLAG_OUTLIER, FLAG_RECV_BEFORE_EVENT, FLAG_OUT_OF_ORDER,
+    FLAG_LATE_DATA,
 )
 
 from argus.kernels.reducer import SnapshotError
+
+#: BarOut.flags bits by name (bars.pxd BarFlag).
+BAR_FLAGS = {
+    "gap": FLAG_GAP, "locked_quote": FLAG_LOCKED_QUOTE, "stale_quote": FLAG_STALE_QUOTE, "outlier": FLAG_OUTLIER,
+    "recv_before_event": FLAG_RECV_BEFORE_EVENT, "out_of_order": FLAG_OUT_OF_ORDER, "late_data": FLAG_LATE_DATA,
+}
+
+#: Defaults of the `quality` argument of BarReducer.
+QUALITY_DEFAULTS = {"stale_quote_ns": 60 * 1_000_000_000, "outlier_z": 8.0, "outlier_window": 50}
+MAX_OUTLIER_WINDOW = 256
 
 # The numpy description of BarOut (one output row); tests/kernels check it against the struct.
 BAR_FIELDS = (
@@ -254,6 +286,82 @@ cdef inline void fill_row(BarOut* row, const BarState* st, int kind) noexcept no
     row.volume = st.volume
     row.vwap = st.pv / st.volume if st.volume != 0.0 else st.close
     row.trade_count = st.trade_count
+    row.flags = st.quality
+
+
+cdef inline Py_ssize_t lower_bound(const double* a, Py_ssize_t n, double x) noexcept nogil:
+    """First index i with a[i] >= x in a sorted a[0:n]."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline void sorted_insert(double* a, Py_ssize_t n, double x) noexcept nogil:
+    """Insert x into the sorted a[0:n] (room for n + 1)."""
+    cdef Py_ssize_t i = lower_bound(a, n, x)
+    memmove(a + i + 1, a + i, (n - i) * sizeof(double))
+    a[i] = x
+
+
+cdef inline void sorted_remove(double* a, Py_ssize_t n, double x) noexcept nogil:
+    """Remove one value equal to x from the sorted a[0:n] (x is present: it left the ring)."""
+    cdef Py_ssize_t i = lower_bound(a, n, x)
+    memmove(a + i, a + i + 1, (n - i - 1) * sizeof(double))
+
+
+cdef double robust_z_sorted(const double* a, Py_ssize_t n, double r) noexcept nogil:
+    """(r - median) / (1.4826 * MAD) of the sorted window a[0:n]; 0 when MAD == 0.
+
+    The k smallest deviations |a[i] - median| are a contiguous run around the median, so they are
+    taken in increasing order by walking outwards from it (two pointers); the values are exact, so
+    this equals sorting the deviations."""
+    cdef double med = a[n // 2] if n % 2 else 0.5 * (a[n // 2 - 1] + a[n // 2])
+    cdef Py_ssize_t left = lower_bound(a, n, med) - 1  # last index with a[i] < med
+    cdef Py_ssize_t right = left + 1
+    cdef Py_ssize_t k = n // 2, taken = 0
+    cdef double dev = 0.0, prev = 0.0, dl, dr, mad
+    while taken <= k:
+        prev = dev
+        dl = med - a[left] if left >= 0 else INFINITY
+        dr = a[right] - med if right < n else INFINITY
+        if dl < dr:
+            dev = dl
+            left -= 1
+        else:
+            dev = dr
+            right += 1
+        taken += 1
+    # dev is the (k+1)-th smallest deviation (index k); prev the k-th (index k - 1).
+    mad = dev if n % 2 else 0.5 * (prev + dev)
+    if mad == 0.0:
+        return 0.0
+    return (r - med) / (1.4826 * mad)
+
+
+def _parse_quality(quality) -> dict:
+    if quality is None:
+        return dict(QUALITY_DEFAULTS)
+    if not isinstance(quality, dict):
+        raise ValueError(f"quality = {quality!r} must be a dict with keys {', '.join(QUALITY_DEFAULTS)}")
+    unknown = sorted(set(quality) - set(QUALITY_DEFAULTS))
+    if unknown:
+        raise ValueError(f"quality: unknown key {unknown[0]!r}; keys are {', '.join(QUALITY_DEFAULTS)}")
+    out = dict(QUALITY_DEFAULTS)
+    out.update(quality)
+    stale, z, window = out["stale_quote_ns"], out["outlier_z"], out["outlier_window"]
+    if not _is_int(stale) or not (0 <= stale <= _INT64_MAX):
+        raise ValueError(f"quality.stale_quote_ns = {stale!r} must be an int64 >= 0 (ns)")
+    if isinstance(z, bool) or not isinstance(z, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(z) and z > 0):
+        raise ValueError(f"quality.outlier_z = {z!r} must be a finite number > 0")
+    if not _is_int(window) or not (2 <= window <= MAX_OUTLIER_WINDOW):
+        raise ValueError(f"quality.outlier_window = {window!r} must be an int in [2, {MAX_OUTLIER_WINDOW}]")
+    return {"stale_quote_ns": int(stale), "outlier_z": float(z), "outlier_window": int(window)}
 
 
 cdef inline bint timed(int kind) noexcept nogil:
@@ -330,16 +438,23 @@ def _parse_sessions(sessions):
 cdef class BarReducer(Reducer):
     """Bars of every configured spec for every instrument (see the module docstring for the rules).
 
-    BarReducer(name, config_hash, specs, sessions=None, listener=None): specs is a list of dicts
+    BarReducer(name, config_hash, specs, sessions=None, listener=None, *, quality=None): specs is a list of dicts
     {"kind": "time"|"session"|"volume"|"dollar", "source": "trades"|"provider", "interval_ns": int,
     "origin_ns": int, "threshold": float}; sessions an int64 (n, 2) array of [open_ns, close_ns)
-    intervals, sorted and non-overlapping; listener a BarListener fed each closed bar."""
+    intervals, sorted and non-overlapping; listener a BarListener fed each closed bar; quality a dict
+    {"stale_quote_ns": int (60 s), "outlier_z": float (8.0), "outlier_window": int in [2, 256] (50)}."""
 
-    def __init__(self, str name, bytes config_hash, specs, sessions=None, BarListener listener=None):
+    def __init__(self, str name, bytes config_hash, specs, sessions=None, BarListener listener=None, *,
+                 quality=None):
         cdef Py_ssize_t i
         Reducer.__init__(self, name, config_hash)
         table = _parse_sessions(sessions)
         parsed = _parse_specs(specs, table is not None)
+        q = _parse_quality(quality)
+        self.quality = q
+        self.stale_quote_ns = q["stale_quote_ns"]
+        self.outlier_z = q["outlier_z"]
+        self.outlier_window = q["outlier_window"]
         # Everything validated: allocate.
         self.n_specs = len(parsed)
         self.specs = <BarSpec*>calloc(self.n_specs, sizeof(BarSpec))
@@ -370,6 +485,10 @@ cdef class BarReducer(Reducer):
     def __dealloc__(self):
         free(self.specs)
         free(self.states)
+        free(self.iquality)
+        free(self.squality)
+        free(self.returns)
+        free(self.sorted_returns)
         free(self.counters)
         free(self.session_open)
         free(self.session_close)
@@ -377,19 +496,44 @@ cdef class BarReducer(Reducer):
     cdef int grow(self, uint32_t n) noexcept nogil:
         cdef Py_ssize_t cap
         cdef BarState* grown
+        cdef InstrQuality* iq
+        cdef SpecQuality* sq
+        cdef double* rets
+        cdef Py_ssize_t ns = self.n_specs, w = self.outlier_window
         if n > self.state_cap:
             # Doubling: dispatch() grows one id at a time as instruments appear.
             cap = n if n > 2 * self.state_cap else 2 * self.state_cap
-            grown = <BarState*>realloc(self.states, cap * self.n_specs * sizeof(BarState))
+            grown = <BarState*>realloc(self.states, cap * ns * sizeof(BarState))
             if grown == NULL:
                 return -1
             self.states = grown
+            iq = <InstrQuality*>realloc(self.iquality, cap * sizeof(InstrQuality))
+            if iq == NULL:
+                return -1
+            self.iquality = iq
+            sq = <SpecQuality*>realloc(self.squality, cap * ns * sizeof(SpecQuality))
+            if sq == NULL:
+                return -1
+            self.squality = sq
+            rets = <double*>realloc(self.returns, cap * ns * w * sizeof(double))
+            if rets == NULL:
+                return -1
+            self.returns = rets
+            rets = <double*>realloc(self.sorted_returns, cap * ns * w * sizeof(double))
+            if rets == NULL:
+                return -1
+            self.sorted_returns = rets
             self.state_cap = cap
         # Entries below n_instruments are live; everything from there up to n is new (or stale after a
         # restore to fewer instruments) and starts zeroed.
         if n > self.n_instruments:
-            memset(self.states + self.n_instruments * self.n_specs, 0,
-                   (n - self.n_instruments) * self.n_specs * sizeof(BarState))
+            memset(self.states + self.n_instruments * ns, 0, (n - self.n_instruments) * ns * sizeof(BarState))
+            memset(self.iquality + self.n_instruments, 0, (n - self.n_instruments) * sizeof(InstrQuality))
+            memset(self.squality + self.n_instruments * ns, 0, (n - self.n_instruments) * ns * sizeof(SpecQuality))
+            memset(self.returns + self.n_instruments * ns * w, 0,
+                   (n - self.n_instruments) * ns * w * sizeof(double))
+            memset(self.sorted_returns + self.n_instruments * ns * w, 0,
+                   (n - self.n_instruments) * ns * w * sizeof(double))
         return 0
 
     # -- the hot path -----------------------------------------------------------------------------
@@ -397,11 +541,33 @@ cdef class BarReducer(Reducer):
     cdef void close_bar(self, BarState* st, uint32_t iid, uint32_t spec, uint64_t offset) noexcept nogil:
         """Emit the open bar of a state, hand it to the listener, and reset the state to no open bar."""
         cdef int kind = self.specs[spec].kind
+        cdef Py_ssize_t idx = <Py_ssize_t>iid * self.n_specs + spec
+        cdef SpecQuality* q = &self.squality[idx]
+        cdef double* ring = self.returns + idx * self.outlier_window
+        cdef double* srt = self.sorted_returns + idx * self.outlier_window
+        cdef Py_ssize_t w = self.outlier_window
+        cdef double r, z
         cdef BarOut* row = <BarOut*>self.out.push()
         fill_row(row, st, kind)
         row.offset = offset
         row.instrument_id = iid
         row.spec = spec
+        # Outlier: this bar's close-to-close log return against the trailing window of returns.
+        if q.has_close and q.prev_close > 0.0 and st.close > 0.0:
+            r = log(st.close / q.prev_close)
+            if q.n_returns >= w:
+                z = robust_z_sorted(srt, w, r)
+                if fabs(z) > self.outlier_z:
+                    row.flags |= FLAG_OUTLIER
+                sorted_remove(srt, w, ring[q.n_returns % w])
+                sorted_insert(srt, w - 1, r)
+            else:
+                sorted_insert(srt, q.n_returns, r)
+            ring[q.n_returns % w] = r
+            q.n_returns += 1
+        q.has_close = 1
+        q.prev_close = st.close
+        q.prev_session = st.session
         # After a close, data before the closed bar's end belongs to a closed bar (late).
         if timed(kind):
             st.floor = st.ts_end
@@ -418,12 +584,17 @@ cdef class BarReducer(Reducer):
         st.volume = 0.0
         st.pv = 0.0
         st.trade_count = 0
+        st.quality = 0
         if self.has_listener:
             self.listener.on_bar_closed(row)
 
     cdef void open_bar(self, BarState* st, const BarSpec* sp, int64_t start, int64_t end, int64_t key,
                        Py_ssize_t sidx) noexcept nogil:
         """Start a bar [start, end); its session is sessions[sidx], or (sidx < 0) the one holding `key`."""
+        # A closed bar before this one (time bars: floor = its end) for the gap check.
+        cdef bint had_prev = (st.flags & STATE_FLOORED) != 0 and (st.flags & STATE_OPEN) == 0
+        cdef int64_t prev_end = st.floor
+        cdef const SpecQuality* q = &self.squality[st - self.states]
         if sidx < 0:
             sidx = find_session(self.session_open, self.n_sessions, key, st.session_index)
             if sidx >= 0:
@@ -438,6 +609,10 @@ cdef class BarReducer(Reducer):
         st.ts_end = end
         st.floor = start
         st.flags = STATE_OPEN | STATE_FLOORED | STATE_FRESH
+        st.quality = 0
+        if (sp.kind == BAR_TIME and had_prev and q.has_close and start > prev_end and st.session != 0
+                and st.session == q.prev_session):
+            st.quality = FLAG_GAP
 
     cdef bint bucket_of(self, BarState* st, const BarSpec* sp, int64_t ts, int64_t* start, int64_t* end,
                         Py_ssize_t* sidx) noexcept nogil:
@@ -476,8 +651,20 @@ cdef class BarReducer(Reducer):
         cdef const BarSpec* sp
         cdef BarState* st
         cdef SpecCounters* c
+        cdef InstrQuality* iq
+        cdef uint32_t tflags = 0
         if iid >= self.n_instruments:  # NO_INSTRUMENT, or a failed grow
             return
+        # The trade's own quality flags, given to every bar it goes into.
+        iq = &self.iquality[iid]
+        if h.ts_recv < ts:
+            tflags |= FLAG_RECV_BEFORE_EVENT
+        if (iq.bits & IQ_HAS_TRADE) and ts < iq.last_trade_ts:
+            tflags |= FLAG_OUT_OF_ORDER
+        if (iq.bits & IQ_HAS_QUOTE) and iq.last_quote_recv < h.ts_recv - self.stale_quote_ns:
+            tflags |= FLAG_STALE_QUOTE
+        iq.last_trade_ts = ts
+        iq.bits |= IQ_HAS_TRADE
         for s in range(self.n_specs):
             sp = &self.specs[s]
             st = &self.states[iid * self.n_specs + s]
@@ -485,6 +672,7 @@ cdef class BarReducer(Reducer):
                 if not (st.flags & STATE_OPEN):
                     self.open_bar(st, sp, ts, ts, ts, -1)
                 add_trade(st, p.price, p.size, ts)
+                st.quality |= tflags
                 if (st.volume if sp.kind == BAR_VOLUME else st.pv) >= sp.threshold:
                     self.close_bar(st, iid, <uint32_t>s, offset)
                 continue
@@ -497,6 +685,8 @@ cdef class BarReducer(Reducer):
             if (st.flags & STATE_FLOORED) and ts < st.floor:
                 c.late_count += 1
                 c.late_volume += p.size
+                if st.flags & STATE_OPEN:
+                    st.quality |= FLAG_LATE_DATA
                 continue
             # Here an open bar holds ts (floor = its start <= ts < its end); otherwise look the bucket up.
             if not (st.flags & STATE_OPEN):
@@ -506,10 +696,24 @@ cdef class BarReducer(Reducer):
                     continue
                 self.open_bar(st, sp, start, end, ts, sidx)
             add_trade(st, p.price, p.size, ts)
+            st.quality |= tflags
 
     cdef void on_quote(self, uint64_t offset, const RecordHeader* h, const QuotePayload* p) noexcept nogil:
-        if h.instrument_id < self.n_instruments:
-            self.close_due(h.instrument_id, h.ts_event, offset)
+        cdef uint32_t iid = h.instrument_id
+        cdef Py_ssize_t s
+        cdef BarState* st
+        cdef InstrQuality* iq
+        if iid >= self.n_instruments:
+            return
+        self.close_due(iid, h.ts_event, offset)
+        iq = &self.iquality[iid]
+        iq.last_quote_recv = h.ts_recv
+        iq.bits |= IQ_HAS_QUOTE
+        if p.ask == p.bid:
+            for s in range(self.n_specs):
+                st = &self.states[iid * self.n_specs + s]
+                if st.flags & STATE_OPEN:
+                    st.quality |= FLAG_LOCKED_QUOTE
 
     cdef void on_clock(self, uint64_t offset, const RecordHeader* h) noexcept nogil:
         # Spec-major: spec 0's due bars for instruments 0..n-1, then spec 1's, ...
@@ -549,6 +753,8 @@ cdef class BarReducer(Reducer):
             if (st.flags & STATE_FLOORED) and pstart < st.floor:
                 c.late_count += 1
                 c.late_volume += p.volume
+                if st.flags & STATE_OPEN:
+                    st.quality |= FLAG_LATE_DATA
                 continue
             if not (st.flags & STATE_OPEN):
                 if not self.bucket_of(st, sp, pstart, &start, &end, &sidx):
@@ -569,15 +775,29 @@ cdef class BarReducer(Reducer):
     def state_parts(self):
         cdef Py_ssize_t nstate = <Py_ssize_t>self.n_instruments * self.n_specs * sizeof(BarState)
         cdef Py_ssize_t ncount = self.n_specs * sizeof(SpecCounters)
+        cdef Py_ssize_t n = self.n_instruments
         states = (<char*>self.states)[:nstate] if nstate else b""
-        return [states, (<char*>self.counters)[:ncount]]
+        if n == 0:
+            return [states, (<char*>self.counters)[:ncount], b"", b"", b""]
+        return [states, (<char*>self.counters)[:ncount],
+                (<char*>self.iquality)[:n * sizeof(InstrQuality)],
+                (<char*>self.squality)[:n * self.n_specs * sizeof(SpecQuality)],
+                (<char*>self.returns)[:n * self.n_specs * self.outlier_window * sizeof(double)]]
 
     def load_state_parts(self, parts):
         cdef Py_ssize_t nstate = <Py_ssize_t>self.n_instruments * self.n_specs * sizeof(BarState)
         cdef Py_ssize_t ncount = self.n_specs * sizeof(SpecCounters)
-        cdef const unsigned char[::1] states, counters
-        if len(parts) != 2:
-            raise SnapshotError(f"reducer '{self.name}': snapshot has {len(parts)} state parts, bars need 2")
+        cdef Py_ssize_t n = self.n_instruments
+        cdef Py_ssize_t niq = n * sizeof(InstrQuality)
+        cdef Py_ssize_t nsq = n * self.n_specs * sizeof(SpecQuality)
+        cdef Py_ssize_t nret = n * self.n_specs * self.outlier_window * sizeof(double)
+        cdef const unsigned char[::1] states, counters, blob
+        if len(parts) != 5:
+            raise SnapshotError(f"reducer '{self.name}': snapshot has {len(parts)} state parts, bars need 5")
+        for name, part, want in (("instrument quality", parts[2], niq), ("spec quality", parts[3], nsq),
+                                 ("return windows", parts[4], nret)):
+            if len(part) != want:
+                raise SnapshotError(f"reducer '{self.name}': {name} = {len(part)} bytes must be {want}")
         if len(parts[0]) != nstate:
             raise SnapshotError(f"reducer '{self.name}': bar states = {len(parts[0])} bytes must be {nstate} "
                                 f"({self.n_instruments} instruments x {self.n_specs} specs x {sizeof(BarState)})")
@@ -589,6 +809,22 @@ cdef class BarReducer(Reducer):
         if nstate:
             states = parts[0]
             memcpy(self.states, &states[0], nstate)
+        if n:
+            blob = parts[2]
+            memcpy(self.iquality, &blob[0], niq)
+            blob = parts[3]
+            memcpy(self.squality, &blob[0], nsq)
+            blob = parts[4]
+            memcpy(self.returns, &blob[0], nret)
+            self._rebuild_sorted()
+
+    def _rebuild_sorted(self):
+        """The sorted windows are derived from the rings: rebuild them after a restore."""
+        cdef Py_ssize_t w = self.outlier_window, n = <Py_ssize_t>self.n_instruments * self.n_specs, i, j, m
+        for i in range(n):
+            m = min(<Py_ssize_t>self.squality[i].n_returns, w)
+            for j in range(m):
+                sorted_insert(self.sorted_returns + i * w, j, self.returns[i * w + j])
 
     def open_bars(self):
         """The bars not closed yet, as BAR_FIELDS rows in (instrument, spec) order; offset is 0."""

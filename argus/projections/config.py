@@ -9,6 +9,11 @@ snapshot. Example (also the default):
     bars: [1m, 5m]          # time bars from trades; also {kind: session}, {kind: volume, threshold: 1e4},
                             # {kind: dollar, threshold: 1e6}, {kind: time, interval: 1h, source: provider}
     indicators: default     # or a list such as [{kind: sma, period: 20}, {kind: rsi, period: 14}]
+    quality: {}             # bar data-quality flags: stale_quote_ns, outlier_z, outlier_window
+    sessions: true          # session tags (Asia, Europe, US pre/regular/post, weekend, holiday) and transitions
+    regimes: {}             # volatility and trend regimes (false to turn off; a mapping sets parameters)
+    bocpd: {}               # Bayesian online change points on bar returns (hazard_lambda, max_run, priors)
+    outcomes: {}            # forward return, run-up, drawdown per closed bar (horizons, session_end)
     positions: true
     snapshot_every: 100000  # events between snapshots
 """
@@ -63,6 +68,11 @@ class ProjectionConfig:
     bars: tuple[BarSpecConfig, ...]
     indicators: tuple[dict[str, Any], ...]
     positions: bool = True
+    quality: dict[str, Any] | None = None  # None: the bar reducer's defaults
+    sessions_tags: bool = False
+    regimes: dict[str, Any] | None = None  # None: off
+    bocpd: dict[str, Any] | None = None
+    outcomes: dict[str, Any] | None = None
     calendar: str = "XNYS"
     extended_hours: bool = False
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
@@ -70,9 +80,10 @@ class ProjectionConfig:
 
     def canonical(self) -> dict[str, Any]:
         """What the hash covers (snapshot_every does not change any output, so it is left out)."""
-        return {"version": 1, "bars": [b.as_dict() for b in self.bars], "indicators": list(self.indicators),
+        return {"version": 2, "bars": [b.as_dict() for b in self.bars], "indicators": list(self.indicators),
                 "positions": self.positions, "calendar": self.calendar, "extended_hours": self.extended_hours,
-                "session_range": list(SESSION_RANGE)}
+                "session_range": list(SESSION_RANGE), "quality": self.quality, "sessions": self.sessions_tags,
+                "regimes": self.regimes, "bocpd": self.bocpd, "outcomes": self.outcomes}
 
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
@@ -84,6 +95,10 @@ class ProjectionConfig:
             h = hashlib.blake2b(self.canonical_json().encode(), digest_size=32)
             if self.needs_sessions:
                 h.update(self.sessions().tobytes())
+            if self.sessions_tags:
+                segments, labels = self.session_segments()
+                h.update(segments.tobytes())
+                h.update(labels.tobytes())
             object.__setattr__(self, "_hash", h.digest())
         return self._hash
 
@@ -99,6 +114,29 @@ class ProjectionConfig:
             cached = session_table(self.calendar, SESSION_RANGE[0], SESSION_RANGE[1], extended=self.extended_hours)
             object.__setattr__(self, "_sessions", cached)
         return cached
+
+
+    def session_segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The global session partition (segments, labels) of the session tags."""
+        from argus.projections.sessions import global_session_segments
+
+        cached = getattr(self, "_segments", None)
+        if cached is None:
+            cached = global_session_segments(SESSION_RANGE[0], SESSION_RANGE[1])
+            object.__setattr__(self, "_segments", cached)
+        return cached
+
+
+def _section(raw: dict[str, Any], name: str, default_on: bool) -> dict[str, Any] | None:
+    """A projection switched by `name: true|false` or configured by `name: {params}`."""
+    value = raw.get(name, default_on)
+    if value is True or value == {}:
+        return {}
+    if value is False or value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} = {value!r} must be true, false or a mapping of parameters")
+    return dict(sorted(value.items()))
 
 
 def _bar_spec(index: int, raw: Any) -> BarSpecConfig:
@@ -149,10 +187,11 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> Projection
         raw = yaml.safe_load(text) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"projection config must be a mapping, not {type(raw).__name__}")
-    unknown = set(raw) - {"bars", "indicators", "positions", "calendar", "extended_hours", "snapshot_every"}
+    known = {"bars", "indicators", "positions", "calendar", "extended_hours", "snapshot_every", "quality",
+             "sessions", "regimes", "bocpd", "outcomes"}
+    unknown = set(raw) - known
     if unknown:
-        raise ConfigError(f"unknown field(s) {sorted(unknown)} (known: bars, indicators, positions, calendar, "
-                          "extended_hours, snapshot_every)")
+        raise ConfigError(f"unknown field(s) {sorted(unknown)} (known: {', '.join(sorted(known))})")
     bars_raw = raw.get("bars", ["1m", "5m"])
     if not isinstance(bars_raw, list):
         raise ConfigError(f"bars = {bars_raw!r} must be a list")
@@ -175,6 +214,15 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> Projection
     calendar = raw.get("calendar", "XNYS")
     if not isinstance(calendar, str) or not calendar:
         raise ConfigError(f"calendar = {calendar!r} must be a calendar name such as XNYS or 24/7")
+    listeners = {name: _section(raw, name, True) for name in ("regimes", "bocpd", "outcomes")}
+    if not bars and any(v is not None for v in listeners.values()):
+        raise ConfigError("regimes, bocpd and outcomes need at least one bar spec in bars")
+    quality = raw.get("quality")
+    if quality is not None and not isinstance(quality, dict):
+        raise ConfigError(f"quality = {quality!r} must be a mapping of parameters")
     return ProjectionConfig(bars=bars, indicators=indicators, positions=bool(raw.get("positions", True)),
+                            quality=dict(sorted(quality.items())) if quality else None,
+                            sessions_tags=bool(raw.get("sessions", True)), regimes=listeners["regimes"],
+                            bocpd=listeners["bocpd"], outcomes=listeners["outcomes"],
                             calendar=calendar, extended_hours=bool(raw.get("extended_hours", False)),
                             snapshot_every=every)

@@ -24,7 +24,7 @@ import numpy as np
 import xxhash
 
 from argus.events import codec
-from argus.kernels.bars import BAR_FIELDS, BarReducer
+from argus.kernels.bars import BAR_FIELDS, BarFanout, BarReducer
 from argus.kernels.indicators import IndicatorReducer
 from argus.kernels.positions import PositionReducer
 from argus.log import EventLog
@@ -62,28 +62,52 @@ class ReplayResult:
 
 
 class Projections:
-    """The reducers of one configuration, in a fixed order, and what each emits."""
+    """The reducers of one configuration, in a fixed order, and what each emits.
+
+    Walked reducers are fed log records; listeners are fed the bars the bar reducer closes, in order."""
 
     def __init__(self, config: ProjectionConfig):
         h = config.config_hash
         self.config = config
         self.walked: list = []  # reducers fed with log records, in order
-        self.all: list = []  # every reducer (walked and listeners), in snapshot order
+        self.listeners: list = []  # reducers fed with closed bars, in order
         self.indicators = None
         if config.bars:
+            n_specs = len(config.bars)
             if config.indicators:
-                self.indicators = IndicatorReducer("indicators", h, [dict(s) for s in config.indicators],
-                                                   len(config.bars))
-            self.bars = BarReducer("bars", h, [b.as_dict() for b in config.bars], config.sessions(),
-                                   self.indicators)
+                self.indicators = IndicatorReducer("indicators", h, [dict(s) for s in config.indicators], n_specs)
+                self.listeners.append(self.indicators)
+            if config.regimes is not None:
+                from argus.kernels.regimes import RegimeReducer
+
+                self.listeners.append(RegimeReducer("regimes", h, n_specs, **config.regimes))
+            if config.bocpd is not None:
+                from argus.kernels.bocpd import BocpdReducer
+
+                self.listeners.append(BocpdReducer("bocpd", h, n_specs, **config.bocpd))
+            if config.outcomes is not None:
+                from argus.kernels.outcomes import OutcomeReducer
+
+                self.listeners.append(OutcomeReducer("outcomes", h, n_specs, **config.outcomes))
+            listener = None
+            if len(self.listeners) == 1:
+                listener = self.listeners[0]
+            elif self.listeners:
+                listener = BarFanout(self.listeners)
+            kwargs = {} if config.quality is None else {"quality": dict(config.quality)}
+            self.bars = BarReducer("bars", h, [b.as_dict() for b in config.bars], config.sessions(), listener,
+                                   **kwargs)
             self.walked.append(self.bars)
-            self.all.append(self.bars)
-            if self.indicators is not None:
-                self.all.append(self.indicators)
+        if config.sessions_tags:
+            from argus.kernels.session_tags import SessionTagReducer
+
+            segments, labels = config.session_segments()
+            self.walked.append(SessionTagReducer("sessions", h, segments, labels))
         if config.positions:
             self.positions = PositionReducer("positions", h)
             self.walked.append(self.positions)
-            self.all.append(self.positions)
+        # Snapshot and digest order: the walked reducers, then the listeners.
+        self.all = [*self.walked, *self.listeners]
 
     def output_names(self) -> list[str]:
         return [name for r in self.all for name, _ in r.outputs()]
@@ -207,8 +231,8 @@ class ProjectionEngine:
                 if lo <= offset < hi:
                     for r in walked:
                         r.apply_record(record, offset)
-        if self.projections.indicators is not None:
-            self.projections.indicators._check()  # a listener cannot raise inside the bar reducer's callback
+        for listener in self.projections.listeners:
+            listener._check()  # a listener cannot raise inside the bar reducer's callback
 
     def _drain(self, keep: bool, digests: dict | None, counts: dict | None,
                snapshot_at: int | None) -> dict[str, np.ndarray]:

@@ -7,6 +7,9 @@ Columns (every file also has `config_hash`):
                       indicator (sma_20, ema_12, ...); NaN before an indicator's warm-up ends
   positions.parquet   symbol, account_id, position_id, offset, ts_recv, fill_qty, fill_price, quantity,
                       avg_cost, realized_pnl, commission, multiplier, mark, unrealized_pnl (one row per fill)
+  regimes.parquet, regime_changes.parquet, bocpd.parquet, outcomes.parquet, sessions.parquet
+                      symbol and timeframe where the rows name an instrument and a bar spec, then the
+                      output's own fields (see the reducers in kernels/)
 One row per instrument, timeframe and bar end (per fill for positions), in log-offset order. Times
 are int64 ns UTC.
 """
@@ -66,9 +69,39 @@ def export_parquet(store: DerivedStore, config: ProjectionConfig, dtypes: dict[s
         cols.update({n: ind[n] for n in ind.dtype.names if n not in ("offset", "instrument_id", "spec", "ts_end")
                      and not n.startswith("_")})
         save("indicators", cols)
-    if "positions" in dtypes:
-        pos = store.rows("positions", dtypes["positions"])
-        cols = {"symbol": sym(pos["instrument_id"])}
-        cols.update(_public(pos))
-        save("positions", cols)
+    for name, dtype in dtypes.items():
+        if name in ("bars", "indicators"):
+            continue
+        # Every other output (positions, regimes, regime_changes, bocpd, outcomes, sessions): its own
+        # fields, with the symbol and timeframe spelled out where the rows carry their ids.
+        arr = store.rows(name, dtype)
+        cols = {}
+        if "instrument_id" in arr.dtype.names:
+            cols["symbol"] = sym(arr["instrument_id"])
+        if "spec" in arr.dtype.names:
+            cols["timeframe"] = labels[arr["spec"]].tolist() if len(arr) else []
+        cols.update(_public(arr))
+        if not cols:
+            continue
+        save(name, cols)
     return written
+
+
+def export_outcomes(engine, symbols: dict[int, str], out_dir: str | Path) -> dict[str, int]:
+    """outcomes.parquet: the emitted outcomes (status 1 complete, 2 gap) from the derived store, then the
+    windows still open at the end of the replay (status 3 incomplete, partial figures)."""
+    config = engine.config
+    reducer = next(r for r in engine.projections.listeners if r.name == "outcomes")
+    dtype = dict(reducer.outputs())["outcomes"].dtype
+    done = engine.store.rows("outcomes", dtype)
+    pending = np.asarray(reducer.pending())
+    rows = np.concatenate([done, pending.astype(dtype)]) if len(pending) else done
+    labels = np.array([b.label for b in config.bars] or [""], dtype=object)
+    cols: dict[str, object] = {"symbol": [symbols.get(int(i)) for i in rows["instrument_id"]],
+                               "timeframe": labels[rows["spec"]].tolist() if len(rows) else []}
+    cols.update(_public(rows))
+    cols["config_hash"] = [config.config_hash.hex()] * len(rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(cols), out / "outcomes.parquet")
+    return {"outcomes.parquet": len(rows), "complete": int(len(done)), "incomplete": int(len(pending))}

@@ -21,7 +21,14 @@ from argus.events import codec
 from argus.events.codec import Event
 from argus.events.layout import NO_INSTRUMENT
 from argus.events.types import EventType
-from argus.kernels.bars import BAR_FIELDS, COUNTER_FIELDS, BarListener, BarReducer, counter_layout_info
+from argus.kernels.bars import (
+    BAR_FIELDS,
+    BAR_FLAGS,
+    COUNTER_FIELDS,
+    BarListener,
+    BarReducer,
+    counter_layout_info,
+)
 from argus.log import EventLog
 from argus.log.store import instrument_event
 from argus.projections.sessions import session_table
@@ -550,3 +557,188 @@ def test_6eh4_minute_bars_roll_up_like_pandas_resample(shared_data, tmp_path, ru
     assert have_last.sum() > len(bars) // 2
     assert np.all(bars["last_ts"][have_last] == bars["ts_end"][have_last])
     assert r.late_bars == 0
+
+
+# -- data-quality flags ----------------------------------------------------------------------------
+
+F = BAR_FLAGS
+M1 = [{"kind": "time", "interval_ns": MIN}]
+
+
+def apply_events(r: BarReducer, events: list[Event]) -> np.ndarray:
+    body = codec.concat(codec.encode(e) for e in events)
+    r.apply_chunk(body, 0)
+    return r.out.drain()
+
+
+def tr(iid: int, ts: int, price: float = 10.0, recv: int | None = None) -> Event:
+    return Event(EventType.TRADE, ts_event=ts, ts_recv=ts + 1_000_000 if recv is None else recv, instrument_id=iid,
+                 data={"price": price, "size": 1.0})
+
+
+def flags_of(bars: np.ndarray) -> list[int]:
+    return [int(f) for f in bars["flags"]]
+
+
+@pytest.mark.parametrize(("quality", "match"), [
+    ({"stale_quote_ns": -1}, r"quality\.stale_quote_ns = -1 must be an int64 >= 0"),
+    ({"stale_quote_ns": 1.5}, r"quality\.stale_quote_ns = 1\.5"),
+    ({"outlier_z": 0.0}, r"quality\.outlier_z = 0\.0 must be a finite number > 0"),
+    ({"outlier_z": float("inf")}, r"quality\.outlier_z = inf"),
+    ({"outlier_window": 1}, r"quality\.outlier_window = 1 must be an int in \[2, 256\]"),
+    ({"outlier_window": 257}, r"quality\.outlier_window = 257"),
+    ({"bogus": 1}, r"quality: unknown key 'bogus'"),
+    ([1], r"quality = \[1\] must be a dict"),
+])
+def test_bad_quality_settings_are_refused_naming_field_value_and_rule(quality, match):
+    with pytest.raises(ValueError, match=match):
+        BarReducer("bars", b"\0" * 32, M1, quality=quality)
+
+
+def test_quality_defaults_and_overrides():
+    assert reducer(M1).quality == {"stale_quote_ns": 60 * S, "outlier_z": 8.0, "outlier_window": 50}
+    assert reducer(M1, quality={"outlier_window": 5}).quality["outlier_window"] == 5
+
+
+def test_clean_data_has_no_flags():
+    r = reducer(M1 + [{"kind": "volume", "threshold": 2.0}])
+    events = [quote(0, T0), tr(0, T0 + S), quote(0, T0 + 20 * S), tr(0, T0 + 30 * S), tr(0, T0 + 61 * S),
+              quote(0, T0 + 70 * S), tr(0, T0 + 100 * S), clock(T0 + 10 * MIN)]
+    bars = apply_events(r, events)
+    assert len(bars) == 4 and flags_of(bars) == [0, 0, 0, 0]
+
+
+def test_recv_before_event_flags_only_the_bar_holding_that_trade():
+    r = reducer(M1)
+    bars = apply_events(r, [tr(0, T0 + S), tr(0, T0 + 2 * S, recv=T0 + S), tr(0, T0 + 61 * S), tr(1, T0 + S),
+                            clock(T0 + 5 * MIN)])
+    assert [(int(b["instrument_id"]), int(b["flags"])) for b in bars] == [
+        (0, F["recv_before_event"]), (0, 0), (1, 0)]
+
+
+def test_out_of_order_is_per_instrument_and_against_the_previous_trade():
+    r = reducer(M1)
+    # Instrument 1's earlier ts does not make instrument 0 out of order; 0's own step back does.
+    bars = apply_events(r, [tr(0, T0 + 30 * S), tr(1, T0 + 5 * S), tr(0, T0 + 40 * S), tr(0, T0 + 70 * S),
+                            tr(0, T0 + 65 * S), clock(T0 + 5 * MIN)])
+    by = {(int(b["instrument_id"]), int(b["ts_start"])): int(b["flags"]) for b in bars}
+    assert by == {(0, T0): 0, (1, T0): 0, (0, T0 + MIN): F["out_of_order"]}
+
+
+def test_locked_quote_flags_open_bars_only():
+    r = reducer(M1, quality={"stale_quote_ns": HOUR})
+    # The first locked quote comes with no bar open; the second while the bar [T0+1m, T0+2m) is open.
+    bars = apply_events(r, [quote(0, T0, 5.0, 5.0), tr(0, T0 + S), tr(0, T0 + 61 * S), quote(0, T0 + 62 * S, 5.0, 5.0),
+                            quote(1, T0 + 63 * S, 5.0, 5.0), clock(T0 + 5 * MIN)])
+    assert flags_of(bars) == [0, F["locked_quote"]]
+
+
+def test_stale_quote_needs_a_quote_and_the_threshold():
+    r = reducer(M1, quality={"stale_quote_ns": 10 * S})
+    bars = apply_events(r, [tr(0, T0 + S),                       # no quote yet: never stale
+                            quote(0, T0 + 61 * S), tr(0, T0 + 71 * S),  # exactly 10 s old: not stale
+                            tr(0, T0 + 121 * S), tr(0, T0 + 131 * S + 1),  # 70 s > 10 s: stale
+                            clock(T0 + 5 * MIN)])
+    assert flags_of(bars) == [0, 0, F["stale_quote"]]
+
+
+def test_late_data_flags_the_bar_open_when_the_late_trade_was_dropped():
+    r = reducer(M1)
+    bars = apply_events(r, [tr(0, T0 + S), tr(0, T0 + 70 * S), tr(0, T0 + 10 * S), tr(0, T0 + 130 * S),
+                            clock(T0 + 5 * MIN)])
+    assert r.late_trades == 1
+    # The out-of-order step back is flagged too (it is a trade of the instrument); late data marks the open bar.
+    assert flags_of(bars) == [0, F["late_data"], 0]
+
+
+def test_gap_flags_missing_bars_inside_one_session_only():
+    sessions = np.array([[T0, T0 + 10 * MIN], [T0 + 20 * MIN, T0 + 30 * MIN]], dtype=np.int64)
+    r = reducer(M1, sessions)
+    bars = apply_events(r, [tr(0, T0 + S), tr(0, T0 + 61 * S),   # adjacent: no gap
+                            tr(0, T0 + 4 * MIN),                  # bars 2, 3 missing: gap
+                            tr(0, T0 + 21 * MIN),                 # next session: no gap
+                            tr(0, T0 + 15 * MIN + 100),            # out of session: no session
+                            tr(0, T0 + 16 * MIN + 100),
+                            clock(T0 + HOUR)])
+    got = [(int(b["ts_start"] - T0) // MIN, int(b["flags"]) & F["gap"]) for b in bars]
+    assert got == [(0, 0), (1, 0), (4, F["gap"]), (21, 0)]
+
+
+def test_outlier_flags_a_robust_z_outlier_once_the_window_is_full():
+    closes = [100.0, 101.0, 100.5, 102.0, 101.0, 101.7, 100.9, 130.0, 130.5]
+    r = reducer(M1, quality={"outlier_window": 5, "outlier_z": 8.0})
+    events = [tr(0, T0 + i * MIN + S, c) for i, c in enumerate(closes)] + [clock(T0 + HOUR)]
+    bars = apply_events(r, events)
+    rets = np.diff(np.log(closes))
+    want = []
+    for i in range(len(closes)):
+        window = rets[max(0, i - 1 - 5):i - 1]
+        if i < 6:
+            want.append(0)
+            continue
+        med = np.median(window)
+        mad = np.median(np.abs(window - med))
+        z = (rets[i - 1] - med) / (1.4826 * mad)
+        want.append(F["outlier"] if mad > 0 and abs(z) > 8.0 else 0)
+    assert flags_of(bars) == want and want[7] == F["outlier"] and sum(want) == F["outlier"]
+    # A constant window (MAD 0) never flags.
+    r = reducer(M1, quality={"outlier_window": 3})
+    bars = apply_events(r, [tr(0, T0 + i * MIN + S, c) for i, c in enumerate([1.0, 2.0, 4.0, 8.0, 16.0, 90.0])]
+                        + [clock(T0 + HOUR)])
+    assert flags_of(bars) == [0] * 6
+
+
+QUALITY = {"stale_quote_ns": 5 * S, "outlier_window": 8, "outlier_z": 1.5}
+
+
+def locked_random_log(log: EventLog) -> np.ndarray:
+    sessions = random_log(log)
+    log.append([quote(0, T0 + 3 * HOUR, 5.0, 5.0), trade(0, T0 + 3 * HOUR + S, 5.0, 1.0),
+                quote(0, T0 + 3 * HOUR + 2 * S, 5.0, 5.0), clock(T0 + 4 * HOUR)])
+    return sessions
+
+
+def test_flags_live_equals_chunk_on_a_random_log(log):
+    sessions = locked_random_log(log)
+    live = reducer(SPECS, sessions, quality=QUALITY)
+    replay = reducer(SPECS, sessions, quality=QUALITY)
+    a = run_records(live, log)
+    b = run_chunks(replay, log)
+    assert a.tobytes() == b.tobytes()
+    seen = np.bitwise_or.reduce(a["flags"])
+    for name in ("stale_quote", "out_of_order", "late_data", "outlier", "locked_quote", "gap"):
+        assert seen & F[name], name
+    assert live.state_digest() == replay.state_digest()
+
+
+@pytest.mark.parametrize("k", [0, 5, 333, 1_000, 1_499, 1_505])
+def test_flags_survive_snapshot_restore_at_k(log, k):
+    sessions = locked_random_log(log)
+    full = reducer(SPECS, sessions, quality=QUALITY)
+    want = run_chunks(full, log)
+    first = reducer(SPECS, sessions, quality=QUALITY)
+    got_first = run_chunks(first, log, 0, k)
+    second = reducer(SPECS, sessions, quality=QUALITY)
+    second.restore(first.snapshot())
+    assert second.state_digest() == first.state_digest()
+    got_rest = run_records(second, log, k)
+    assert np.concatenate([got_first, got_rest]).tobytes() == want.tobytes()
+    assert second.state_digest() == full.state_digest()
+
+
+def test_tardis_recv_before_event_flags_match_pandas(shared_data, tmp_path):
+    path = shared_data / "nautilus_trader__tardis-trades.csv"
+    with EventLog.open(tmp_path / "log") as log:
+        ingest_csv(log, path, FileIngestOptions(
+            kind="trades", columns={"ts_event": "timestamp", "ts_recv": "local_timestamp", "size": "amount"},
+            ts_unit="us"))
+        r = reducer(M1)
+        bars = run_chunks(r, log)
+    df = pd.read_csv(path)
+    bucket = (df["timestamp"] * 1_000) // MIN * MIN
+    early = (df["local_timestamp"] < df["timestamp"]).groupby(bucket).any()
+    early = early.iloc[:-1]  # the last bar is still open
+    flagged = (bars["flags"] & F["recv_before_event"]) != 0
+    assert np.array_equal(bars["ts_start"], early.index.to_numpy())
+    assert int(flagged.sum()) == int(early.sum())
+    assert np.array_equal(flagged, early.to_numpy())

@@ -96,7 +96,8 @@ def test_golden_digests_match_in_two_processes_with_different_hash_seeds(golden:
 
 def test_full_replay_emits_every_kind_of_output(full) -> None:
     result, _, rows, _ = full
-    assert set(rows) == {"bars", "indicators", "positions"}
+    assert set(rows) == {"bars", "indicators", "positions", "sessions", "regimes", "regime_changes", "bocpd",
+                         "outcomes"}
     assert all(len(r) > 0 for r in rows.values())
     assert result.projections["positions"].outputs == 40
     specs = set(np.unique(rows["bars"]["spec"]).tolist())
@@ -111,7 +112,7 @@ def test_event_at_a_time_equals_chunk_at_a_time(golden: Path, config, full) -> N
 def _rows_digest(rows: dict[str, np.ndarray], k: int) -> str:
     """The outputs_digest of the rows a replay from offset k must emit (rows at offsets >= k)."""
     total = hashlib.blake2b(digest_size=32)
-    for name in ("bars", "indicators", "positions"):
+    for name in rows:
         arr = rows[name]
         total.update(name.encode() + b"\0" + xxhash.xxh3_128_digest(arr[arr["offset"] >= k].tobytes()))
     return total.hexdigest()
@@ -147,7 +148,7 @@ def test_deleting_the_derived_store_and_replaying_reproduces_it_byte_for_byte(go
     _, data, _, items = full
     copy = tmp_path / "again"
     _replay(golden, config, copy)
-    store = DerivedStore.for_config(copy, config.config_hash, ["bars", "indicators", "positions"], readonly=True)
+    store = DerivedStore.for_config(copy, config.config_hash, list(full[2]), readonly=True)
     try:
         assert list(store.items()) == items
     finally:
@@ -166,7 +167,8 @@ def test_replay_cli_prints_the_documented_json(golden: Path, tmp_path: Path, ful
                 "config_hash", "projections"):
         assert key in out
     assert out["state_digest"] == full[0].state_digest
-    assert set(out["exported"]) == {"bars.parquet", "indicators.parquet", "positions.parquet"}
+    assert {"bars.parquet", "indicators.parquet", "positions.parquet", "regimes.parquet",
+            "outcomes.parquet"} <= set(out["exported"])
     import pyarrow.parquet as pq
 
     bars = pq.read_table(tmp_path / "pq" / "bars.parquet").to_pandas()
