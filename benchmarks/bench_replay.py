@@ -242,8 +242,10 @@ def run(events: int, instruments: int, python_events: int) -> dict:
         write_s = time.perf_counter() - t0
         config = load_config({"bars": ["1m", "5m"], "indicators": "default", "positions": False,
                               "sessions": False, "regimes": False, "bocpd": False, "outcomes": False,
+                              "hmm": False, "risk_flow": False, "market_regime": False,
                               "snapshot_every": 10**12})
-        # The same with every regime projection on: session tags, volatility/trend regimes, BOCPD, outcomes.
+        # The same with every regime projection on: session tags, volatility/trend regimes, BOCPD, outcomes,
+        # the HMM filter (no parameters recorded in this log: it emits nothing), risk flow, market regime.
         config_regimes = load_config({"bars": ["1m", "5m"], "indicators": "default", "positions": False,
                                       "snapshot_every": 10**12})
         with EventLog.open(root / "log", readonly=True) as log:

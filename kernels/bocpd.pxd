@@ -38,3 +38,7 @@ cdef class BocpdReducer(BarListener):
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
     cdef int grow(self, uint32_t n) noexcept nogil
     cdef void step(self, double x, double* d, int64_t* s, BocpdOut* row) noexcept nogil
+    # Read-only accessor for downstream listeners (market_regime): P(run length < CHANGE_WINDOW) of the
+    # slot's current posterior, as the last row with a return reported it; NaN before any return or
+    # for an (instrument, spec) never seen or out of range.
+    cdef double p_change_of(self, uint32_t iid, uint32_t spec) noexcept nogil

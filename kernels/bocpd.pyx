@@ -264,6 +264,29 @@ cdef class BocpdReducer(BarListener):
         row.map_run_length = best
         row.log_return = x
 
+    cdef double p_change_of(self, uint32_t iid, uint32_t spec) noexcept nogil:
+        """P(r_t < CHANGE_WINDOW) of the slot's current posterior, with the operations of step() (so it
+        equals the last p_change the slot emitted); NaN before any return, or for an unknown slot."""
+        cdef uint64_t slot
+        cdef double* lw
+        cdef int64_t* s
+        cdef int64_t A, r
+        cdef double p = 0.0
+        if iid >= self.n_instruments or spec >= self.n_bar_specs:
+            return NAN
+        slot = <uint64_t>iid * self.n_bar_specs + spec
+        s = self.istate + slot * self.istride
+        if s[1] == 0:
+            return NAN
+        lw = self.dstate + slot * self.dstride + 1
+        A = s[1] + 1
+        if A > self.max_run + 1:
+            A = self.max_run + 1
+        for r in range(A):
+            if r < CHANGE_WINDOW:
+                p += exp(lw[r])
+        return p
+
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil:
         cdef uint32_t iid = bar.instrument_id
         cdef uint64_t slot

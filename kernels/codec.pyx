@@ -365,3 +365,19 @@ def ts_recv_range(const uint8_t[::1] body):
     if lo > hi:
         return 0, 0
     return lo, hi
+
+
+def record_positions(const uint8_t[::1] body, int event_type):
+    """Byte positions of the records of one type in a (validated) body, as an int64 array."""
+    cdef Py_ssize_t n = body.shape[0]
+    cdef Py_ssize_t pos = 0
+    cdef const RecordHeader* h
+    found = []
+    while pos + HEADER_SIZE <= n:
+        h = <const RecordHeader*>(&body[pos])
+        if h.length < HEADER_SIZE:
+            break
+        if h.type == event_type:
+            found.append(pos)
+        pos += h.length
+    return np.asarray(found, dtype=np.int64)

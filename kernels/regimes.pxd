@@ -75,3 +75,7 @@ cdef class RegimeReducer(BarListener):
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
     cdef int grow(self, uint32_t n) noexcept nogil
+    # Read-only accessors for downstream listeners (market_regime): the slot's current regime,
+    # VOL_UNKNOWN / TREND_UNKNOWN (0) for an (instrument, spec) never seen or out of range.
+    cdef int vol_regime_of(self, uint32_t iid, uint32_t spec) noexcept nogil
+    cdef int trend_regime_of(self, uint32_t iid, uint32_t spec) noexcept nogil

@@ -420,6 +420,18 @@ cdef class RegimeReducer(BarListener):
         self.cap = <uint32_t>new_cap
         return 0
 
+    cdef int vol_regime_of(self, uint32_t iid, uint32_t spec) noexcept nogil:
+        """The current VolRegime of (iid, spec); VOL_UNKNOWN when never seen or out of range."""
+        if iid >= self.n_instruments or spec >= self.n_bar_specs:
+            return VOL_UNKNOWN
+        return <int>self.istate[(<uint64_t>iid * self.n_bar_specs + spec) * self.istride + I_VOL]
+
+    cdef int trend_regime_of(self, uint32_t iid, uint32_t spec) noexcept nogil:
+        """The current TrendRegime of (iid, spec); TREND_UNKNOWN when never seen or out of range."""
+        if iid >= self.n_instruments or spec >= self.n_bar_specs:
+            return TREND_UNKNOWN
+        return <int>self.istate[(<uint64_t>iid * self.n_bar_specs + spec) * self.istride + I_TREND]
+
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil:
         cdef const RegimeParams* q = &self.p
         cdef uint32_t iid = bar.instrument_id

@@ -14,6 +14,9 @@ snapshot. Example (also the default):
     regimes: {}             # volatility and trend regimes (false to turn off; a mapping sets parameters)
     bocpd: {}               # Bayesian online change points on bar returns (hazard_lambda, max_run, priors)
     outcomes: {}            # forward return, run-up, drawdown per closed bar (horizons, session_end)
+    hmm: {}                 # Gaussian HMM forward filter; parameters from `hmm` ConfigRecorded events in the log
+    risk_flow: {}           # 0.4 Asia + 0.4 Europe + 0.2 FX (symbols and weights configurable), on bars of `spec`
+    market_regime: {}       # risk-on / neutral / risk-off of `index` (default SPY) on bars of `spec`
     positions: true
     snapshot_every: 100000  # events between snapshots
 """
@@ -33,6 +36,9 @@ from argus.events.durations import format_duration, parse_duration
 DEFAULT_SNAPSHOT_EVERY = 100_000
 SESSION_RANGE = ("2000-01-01", "2035-12-31")  # the session table spans a fixed range: the hash must not depend on the log
 _KINDS = ("time", "session", "volume", "dollar")
+#: The components of the global risk flow (DESIGN.md §5): Asia and Europe equity ETFs, and USD/JPY.
+RISK_FLOW_GROUPS = {"asia": ("EWJ", "FXI", "EWT", "EWY", "INDA"), "europe": ("EWG", "EWU", "FEZ", "EWL"),
+                    "fx": ("USD/JPY",)}
 _SOURCES = ("trades", "provider")
 
 
@@ -73,6 +79,9 @@ class ProjectionConfig:
     regimes: dict[str, Any] | None = None  # None: off
     bocpd: dict[str, Any] | None = None
     outcomes: dict[str, Any] | None = None
+    hmm: dict[str, Any] | None = None
+    risk_flow: dict[str, Any] | None = None
+    market_regime: dict[str, Any] | None = None
     calendar: str = "XNYS"
     extended_hours: bool = False
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
@@ -83,7 +92,8 @@ class ProjectionConfig:
         return {"version": 2, "bars": [b.as_dict() for b in self.bars], "indicators": list(self.indicators),
                 "positions": self.positions, "calendar": self.calendar, "extended_hours": self.extended_hours,
                 "session_range": list(SESSION_RANGE), "quality": self.quality, "sessions": self.sessions_tags,
-                "regimes": self.regimes, "bocpd": self.bocpd, "outcomes": self.outcomes}
+                "regimes": self.regimes, "bocpd": self.bocpd, "outcomes": self.outcomes, "hmm": self.hmm,
+                "risk_flow": self.risk_flow, "market_regime": self.market_regime}
 
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
@@ -188,7 +198,7 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> Projection
         if not isinstance(raw, dict):
             raise ConfigError(f"projection config must be a mapping, not {type(raw).__name__}")
     known = {"bars", "indicators", "positions", "calendar", "extended_hours", "snapshot_every", "quality",
-             "sessions", "regimes", "bocpd", "outcomes"}
+             "sessions", "regimes", "bocpd", "outcomes", "hmm", "risk_flow", "market_regime"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown field(s) {sorted(unknown)} (known: {', '.join(sorted(known))})")
@@ -214,15 +224,36 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> Projection
     calendar = raw.get("calendar", "XNYS")
     if not isinstance(calendar, str) or not calendar:
         raise ConfigError(f"calendar = {calendar!r} must be a calendar name such as XNYS or 24/7")
-    listeners = {name: _section(raw, name, True) for name in ("regimes", "bocpd", "outcomes")}
+    names = ("regimes", "bocpd", "outcomes", "hmm", "risk_flow", "market_regime")
+    listeners = {name: _section(raw, name, bool(bars)) for name in names}
     if not bars and any(v is not None for v in listeners.values()):
-        raise ConfigError("regimes, bocpd and outcomes need at least one bar spec in bars")
+        raise ConfigError(f"{', '.join(names)} need at least one bar spec in bars")
+    for name in ("risk_flow", "market_regime"):
+        section = listeners[name]
+        if section is not None:
+            spec = section.setdefault("spec", labels[-1])
+            if spec not in labels:
+                raise ConfigError(f"{name}.spec = {spec!r} must be one of the bar timeframes {labels}")
+    if listeners["risk_flow"] is not None:
+        rf = listeners["risk_flow"]
+        for group, default in RISK_FLOW_GROUPS.items():
+            members = rf.setdefault(group, list(default))
+            if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members):
+                raise ConfigError(f"risk_flow.{group} = {members!r} must be a list of symbols")
+        listeners["risk_flow"] = dict(sorted(rf.items()))
+    if listeners["market_regime"] is not None:
+        mr = listeners["market_regime"]
+        mr.setdefault("index", "SPY")
+        if listeners["regimes"] is None:
+            raise ConfigError("market_regime needs regimes (its volatility and trend inputs)")
+        listeners["market_regime"] = dict(sorted(mr.items()))
     quality = raw.get("quality")
     if quality is not None and not isinstance(quality, dict):
         raise ConfigError(f"quality = {quality!r} must be a mapping of parameters")
     return ProjectionConfig(bars=bars, indicators=indicators, positions=bool(raw.get("positions", True)),
                             quality=dict(sorted(quality.items())) if quality else None,
                             sessions_tags=bool(raw.get("sessions", True)), regimes=listeners["regimes"],
-                            bocpd=listeners["bocpd"], outcomes=listeners["outcomes"],
+                            bocpd=listeners["bocpd"], outcomes=listeners["outcomes"], hmm=listeners["hmm"],
+                            risk_flow=listeners["risk_flow"], market_regime=listeners["market_regime"],
                             calendar=calendar, extended_hours=bool(raw.get("extended_hours", False)),
                             snapshot_every=every)

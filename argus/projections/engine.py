@@ -24,6 +24,8 @@ import numpy as np
 import xxhash
 
 from argus.events import codec
+from argus.events.types import EventType
+from argus.kernels import codec as _kcodec
 from argus.kernels.bars import BAR_FIELDS, BarFanout, BarReducer
 from argus.kernels.indicators import IndicatorReducer
 from argus.kernels.positions import PositionReducer
@@ -66,12 +68,15 @@ class Projections:
 
     Walked reducers are fed log records; listeners are fed the bars the bar reducer closes, in order."""
 
-    def __init__(self, config: ProjectionConfig):
+    def __init__(self, config: ProjectionConfig, symbol_ids: dict[str, int] | None = None):
         h = config.config_hash
         self.config = config
         self.walked: list = []  # reducers fed with log records, in order
         self.listeners: list = []  # reducers fed with closed bars, in order
         self.indicators = None
+        self.hmm = None
+        ids = symbol_ids or {}
+        labels = [b.label for b in config.bars]
         if config.bars:
             n_specs = len(config.bars)
             if config.indicators:
@@ -89,6 +94,32 @@ class Projections:
                 from argus.kernels.outcomes import OutcomeReducer
 
                 self.listeners.append(OutcomeReducer("outcomes", h, n_specs, **config.outcomes))
+            if config.hmm is not None:
+                from argus.kernels.hmm import HmmReducer
+
+                self.hmm = HmmReducer("hmm", h, n_specs)
+                self.listeners.append(self.hmm)
+            risk_flow = None
+            if config.risk_flow is not None:
+                from argus.kernels.riskflow import RiskFlowReducer
+
+                rf = config.risk_flow
+                # Symbols not (yet) defined in the log are left out of their group.
+                groups = {g: [ids[s] for s in rf[g] if s in ids] for g in ("asia", "europe", "fx")}
+            if config.risk_flow is not None and any(groups.values()):  # none of its symbols in the log: off
+                risk_flow = RiskFlowReducer("risk_flow", h, n_specs, labels.index(rf["spec"]), groups["asia"],
+                                            groups["europe"], groups["fx"],
+                                            **{k: v for k, v in rf.items() if k in ("weights", "fx_sign")})
+                self.listeners.append(risk_flow)
+            if config.market_regime is not None:
+                from argus.kernels.market_regime import MarketRegimeReducer
+
+                mr = config.market_regime
+                by_name = {r.name: r for r in self.listeners}
+                self.listeners.append(MarketRegimeReducer(
+                    "market_regime", h, n_specs, ids.get(mr["index"], 0xFFFFFFFF), labels.index(mr["spec"]),
+                    regimes=by_name.get("regimes"), bocpd=by_name.get("bocpd"), risk_flow=risk_flow,
+                    **{k: v for k, v in mr.items() if k in ("flow_threshold", "change_threshold")}))
             listener = None
             if len(self.listeners) == 1:
                 listener = self.listeners[0]
@@ -132,7 +163,10 @@ class ProjectionEngine:
         self.log = log
         self.config = config
         self.store = store
-        self.projections = Projections(config)
+        self.projections = Projections(config, self._symbol_ids())
+
+    def _symbol_ids(self) -> dict[str, int]:
+        return {sym: iid for iid, sym in self.log.symbols().items()}
 
     def replay(self, from_offset: int = 0, to_offset: int | None = None, *, fresh: bool = False,
                mode: Mode = "chunk", snapshots: bool = True,
@@ -142,7 +176,7 @@ class ProjectionEngine:
         stop = head if to_offset is None else min(to_offset, head)
         if from_offset > stop:
             raise ValueError(f"from_offset = {from_offset} must be <= to_offset ({stop}) and the head ({head})")
-        self.projections = Projections(self.config)
+        self.projections = Projections(self.config, self._symbol_ids())
         restored = None
         if not fresh and from_offset > 0:
             restored = self._restore_newest(from_offset)
@@ -197,6 +231,8 @@ class ProjectionEngine:
             # Cut at the next snapshot offset so snapshots sit at exact multiples of `every`.
             boundary = (lo // every + 1) * every
             hi = min(chunk.stop, boundary)
+            if self.projections.hmm is not None:
+                self._register_hmm_params(chunk, lo, hi)
             self._apply(self.projections.walked, chunk, lo, hi, mode)
             rows = self._drain(keep, digests, counts, snapshot_at=hi if snapshots and hi % every == 0 else None)
             for name, arr in rows.items():
@@ -212,7 +248,7 @@ class ProjectionEngine:
         """The live tail: restore and replay silently up to from_offset, then apply every chunk as it
         lands in the log, writing outputs and snapshots like a replay. Yields (next offset, rows emitted)
         after each chunk; runs until the caller stops iterating."""
-        self.projections = Projections(self.config)
+        self.projections = Projections(self.config, self._symbol_ids())
         start = self._restore_newest(from_offset) if from_offset > 0 else None
         self._run(start or 0, from_offset, mode, keep=False, snapshots=True)
         async for chunk in self.log.subscribe(from_offset, poll_interval=poll_interval):
@@ -220,6 +256,15 @@ class ProjectionEngine:
                                  digests={n: xxhash.xxh3_128() for n in self.projections.output_names()},
                                  counts=dict.fromkeys(self.projections.output_names(), 0))
             yield chunk.stop, rows
+
+    def _register_hmm_params(self, chunk, lo: int, hi: int) -> None:
+        """Give the HMM filter every `hmm` ConfigRecorded event of [lo, hi) before the records are
+        applied: a parameter set takes effect for bars closed at or after its own offset, in replay and
+        live alike."""
+        hmm = self.projections.hmm
+        for offset, name, config_json in configs_in(chunk, lo, hi):
+            if name == "hmm" and offset not in {o for o, _ in hmm.params_sets()}:
+                hmm.set_params(offset, config_json)
 
     def _apply(self, walked: list, chunk, lo: int, hi: int, mode: Mode) -> None:
         if mode == "chunk":
@@ -251,3 +296,19 @@ class ProjectionEngine:
 
 
 BAR_DTYPE = np.dtype(list(BAR_FIELDS))
+
+
+def configs_in(chunk, lo: int, hi: int) -> list[tuple[int, str, str]]:
+    """(offset, name, config_json) of the ConfigRecorded events of a chunk with offsets in [lo, hi)."""
+    body = memoryview(chunk.body).cast("B")
+    positions = _kcodec.record_positions(body, int(EventType.CONFIG_RECORDED))
+    if not len(positions):
+        return []
+    index = _kcodec.index_records(body)
+    out = []
+    for pos in positions.tolist():
+        offset = chunk.first_offset + int(np.searchsorted(index, pos))
+        if lo <= offset < hi:
+            event = codec.decode(body[pos:pos + int.from_bytes(body[pos:pos + 4], "little")])
+            out.append((offset, event.data.get("name", ""), event.data.get("config_json", "")))
+    return out

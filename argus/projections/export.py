@@ -30,7 +30,18 @@ _BAR_COLUMNS = ("ts_start", "ts_end", "open", "high", "low", "close", "volume", 
 
 
 def _public(arr: np.ndarray) -> dict[str, np.ndarray]:
-    return {n: arr[n] for n in arr.dtype.names if not n.startswith("_")}
+    """The row fields as columns; a fixed-size array field (e.g. hmm's prob[8]) becomes prob_0, prob_1, ..."""
+    cols: dict[str, np.ndarray] = {}
+    for n in arr.dtype.names:
+        if n.startswith("_"):
+            continue
+        values = arr[n]
+        if values.ndim > 1:
+            for i in range(values.shape[1]):
+                cols[f"{n}_{i}"] = values[:, i]
+        else:
+            cols[n] = values
+    return cols
 
 
 def export_parquet(store: DerivedStore, config: ProjectionConfig, dtypes: dict[str, np.dtype],

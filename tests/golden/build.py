@@ -5,13 +5,17 @@ checked-in digests; nothing else does."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from argus.analytics.hmm import HmmParams, to_json
 from argus.connectors.files import FileIngestOptions, ingest_csv
 from argus.connectors.synthetic import SyntheticConfig, write_synthetic_market
 from argus.events import codec
+from argus.events.codec import Event
+from argus.events.layout import NO_INSTRUMENT
 from argus.events.types import EventType
 from argus.log import EventLog
 
@@ -24,8 +28,12 @@ SHARED = GOLDEN.parents[2] / "shared" / "data"
 def build_golden_log(path: Path, shared: Path = SHARED) -> Path:
     """Write the golden log at `path` (a fresh directory); returns the path."""
     with EventLog.open(path, max_chunk_bytes=64 << 10) as log:  # small chunks: many chunk boundaries
-        write_synthetic_market(log, SyntheticConfig(seed=11, symbols=("SPY", "QQQ"), start=dt.date(2024, 3, 7),
-                                                    days=2, events_per_day=6000))
+        # EWJ (Asia) and EWG (Europe) feed the global risk flow; SPY is the market regime's index.
+        write_synthetic_market(log, SyntheticConfig(seed=11, symbols=("SPY", "QQQ", "EWJ", "EWG"),
+                                                    start=dt.date(2024, 3, 7), days=1, events_per_day=6000))
+        log.append([_hmm_params_event()])
+        write_synthetic_market(log, SyntheticConfig(seed=12, symbols=("SPY", "QQQ", "EWJ", "EWG"),
+                                                    start=dt.date(2024, 3, 8), days=1, events_per_day=6000))
         ingest_csv(log, shared / "nautilus_trader__tardis-trades.csv",
                    FileIngestOptions(kind="trades", ts_unit="us", instrument_kind="crypto",
                                      columns={"ts_event": "timestamp", "ts_recv": "local_timestamp", "size": "amount"},
@@ -35,6 +43,17 @@ def build_golden_log(path: Path, shared: Path = SHARED) -> Path:
                                      columns={"ts_event": "timestamp_utc"}, progress=False))
         log.append(_fills(log))
     return path
+
+
+def _hmm_params_event() -> Event:
+    """A 2-state HMM for 5-minute returns, recorded after the first day: the filter starts there."""
+    params = HmmParams(startprob=np.array([0.5, 0.5]), transmat=np.array([[0.98, 0.02], [0.05, 0.95]]),
+                       means=np.array([0.0001, -0.0002]), variances=np.array([1e-6, 9e-6]))
+    text = to_json(params)
+    ts = 1_709_856_000_000_000_000  # 2024-03-08 00:00 UTC
+    return Event(EventType.CONFIG_RECORDED, ts, ts, NO_INSTRUMENT,
+                 {"name": "hmm", "config_hash": hashlib.blake2b(text.encode(), digest_size=32).hexdigest(),
+                  "config_json": text})
 
 
 def _fills(log: EventLog) -> bytes:

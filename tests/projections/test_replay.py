@@ -97,7 +97,7 @@ def test_golden_digests_match_in_two_processes_with_different_hash_seeds(golden:
 def test_full_replay_emits_every_kind_of_output(full) -> None:
     result, _, rows, _ = full
     assert set(rows) == {"bars", "indicators", "positions", "sessions", "regimes", "regime_changes", "bocpd",
-                         "outcomes"}
+                         "outcomes", "hmm", "risk_flow", "market_regime", "market_regime_changes"}
     assert all(len(r) > 0 for r in rows.values())
     assert result.projections["positions"].outputs == 40
     specs = set(np.unique(rows["bars"]["spec"]).tolist())
