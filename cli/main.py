@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from argus.cli import ingest, log, outcomes, replay
+from argus.cli import ingest, log, outcomes, regimes, replay
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 3
@@ -59,6 +59,7 @@ cli.add_command(log.log)
 cli.add_command(ingest.ingest)
 cli.add_command(replay.replay)
 cli.add_command(outcomes.outcomes)
+cli.add_command(regimes.regimes)
 
 
 def main() -> None:
