@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from argus.cli import ingest, log, outcomes, regimes, replay
+from argus.cli import ingest, log, outcomes, regimes, replay, serve
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 3
@@ -60,6 +60,7 @@ cli.add_command(ingest.ingest)
 cli.add_command(replay.replay)
 cli.add_command(outcomes.outcomes)
 cli.add_command(regimes.regimes)
+cli.add_command(serve.serve)
 
 
 def main() -> None:
