@@ -20,10 +20,17 @@ from argus.cli.output import log_dir
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key (with --tls-cert).")
 @click.option("--durability", type=click.Choice(["safe", "fast"]), default="safe", show_default=True,
               help="safe: an acknowledged append survives a machine crash; fast: a process crash.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Projection configuration (YAML) of the live projections; default: the default "
+                   "configuration without risk_flow and market_regime.")
+@click.option("--no-projections", is_flag=True, help="Do not run the live projections (no ProjectionService).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...], read_tokens: tuple[str, ...],
-          tls_cert: str | None, tls_key: str | None, durability: str) -> None:
-    """Serve the event log over gRPC (EventLogService, health, reflection) until SIGINT or SIGTERM.
+          tls_cert: str | None, tls_key: str | None, durability: str, config_path: str | None,
+          no_projections: bool) -> None:
+    """Serve the event log over gRPC (EventLogService, ProjectionService, health, reflection) until SIGINT
+    or SIGTERM. The live projections keep their outputs and snapshots in DATA/derived/ and resume from
+    their newest snapshot on a restart.
 
     Prints `listening on HOST:PORT` (one line) once it accepts calls; logs go to stderr as JSON lines."""
     import asyncio
@@ -33,6 +40,16 @@ def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...], rea
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if no_projections and config_path is not None:
+        raise click.UsageError("--config configures the projections: drop it or --no-projections")
+    config = None
+    if config_path is not None:
+        from argus.projections.config import ConfigError, load_config
+
+        try:
+            config = load_config(config_path)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--config") from exc
     configure_logging()
 
     def ready(bound: int) -> None:
@@ -41,4 +58,4 @@ def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...], rea
 
     asyncio.run(run_server(log_dir(ctx), host, port, tokens=list(tokens), read_tokens=list(read_tokens),
                            tls=TlsFiles(tls_cert, tls_key) if tls_cert else None, durability=durability,
-                           ready=ready))
+                           ready=ready, projections=not no_projections, projection_config=config))

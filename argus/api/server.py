@@ -34,11 +34,15 @@ import structlog
 from grpc import aio
 
 from argus.api import convert
+from argus.api.projections import LiveProjections, ProjectionServicer, derived_root
 from argus.errors import CorruptLogError, EventValidationError, ProducerSequenceError, WrongExpectedHeadError
 from argus.log import EventLog, GroupCommitter
 from argus.log.chunk import Chunk
+from argus.projections.config import ProjectionConfig, load_config
 from argus.v1 import event_log_service_pb2 as pb
 from argus.v1 import event_log_service_pb2_grpc as pb_grpc
+from argus.v1 import projection_service_pb2 as proj_pb
+from argus.v1 import projection_service_pb2_grpc as proj_pb_grpc
 
 DEFAULT_MAX_BATCH_EVENTS = 10_000
 #: Most record bytes per response (a batch is cut at whichever of this and max_batch_events comes first).
@@ -47,6 +51,10 @@ MAX_BATCH_BYTES = 1 << 20
 READ_AHEAD_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 64 << 20
 SHUTDOWN_GRACE_S = 10.0
+#: The server's projections without a configuration: the default configuration less risk_flow and
+#: market_regime, whose reducers are built from the symbols defined when the engine starts (a server
+#: usually starts before its symbols are defined; name them in a --config to turn them on).
+DEFAULT_PROJECTIONS = {"risk_flow": False, "market_regime": False}
 
 log = structlog.get_logger("argus.api.server")
 
@@ -258,9 +266,11 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
 class Server:
     """A running server: the gRPC server, its log and committer, and an orderly stop."""
 
-    def __init__(self, grpc_server: aio.Server, servicer: EventLogServicer, health, port: int, host: str):
+    def __init__(self, grpc_server: aio.Server, servicer: EventLogServicer, health, port: int, host: str,
+                 projections: LiveProjections | None = None):
         self.grpc = grpc_server
         self.servicer = servicer
+        self.projections = projections
         self.health = health
         self.port = port
         self.host = host
@@ -277,6 +287,8 @@ class Server:
         self.servicer.closing.set()
         await self.grpc.stop(grace)
         await self.servicer.committer.close()
+        if self.projections is not None:
+            await self.projections.stop()
         head = self.servicer.log.head()
         self.servicer.log.close()
         log.info("stopped", host=self.host, port=self.port, head=head)
@@ -284,9 +296,15 @@ class Server:
 
 async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, *,
                        tokens: Iterable[str] | None = None, read_tokens: Iterable[str] | None = None,
-                       tls: TlsFiles | tuple[str, str] | None = None, durability: str = "safe") -> Server:
+                       tls: TlsFiles | tuple[str, str] | None = None, durability: str = "safe",
+                       projections: bool = True, projection_config: ProjectionConfig | str | os.PathLike | dict | None = None,
+                       ) -> Server:
     """Open the event log at `data_dir` (the log's own directory) and start serving it; the returned
-    Server knows its port (the one picked when `port` is 0). Stop it with `await server.stop()`."""
+    Server knows its port (the one picked when `port` is 0). Stop it with `await server.stop()`.
+
+    With `projections` (the default) it also runs the live projections of `projection_config` (a
+    ProjectionConfig, a YAML file or a mapping; default DEFAULT_PROJECTIONS) over the log, with their
+    derived store in `<parent of data_dir>/derived/`, and serves them (argus.v1.ProjectionService)."""
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
@@ -297,6 +315,11 @@ async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", por
     try:
         committer = GroupCommitter(event_log, max_group_bytes=MAX_MESSAGE_BYTES)
         committer.start()
+        live = None
+        if projections:
+            config = projection_config if isinstance(projection_config, ProjectionConfig) else \
+                load_config(DEFAULT_PROJECTIONS if projection_config is None else projection_config)
+            live = LiveProjections(event_log, config, derived_root(data_dir))
         interceptors = [BearerTokenInterceptor(tokens, read_tokens)] if tokens or read_tokens else []
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -304,11 +327,15 @@ async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", por
         server = aio.server(interceptors=interceptors, options=options)
         servicer = EventLogServicer(event_log, committer)
         pb_grpc.add_EventLogServiceServicer_to_server(servicer, server)
+        service_names = [pb.DESCRIPTOR.services_by_name["EventLogService"].full_name]
+        if live is not None:
+            proj_pb_grpc.add_ProjectionServiceServicer_to_server(ProjectionServicer(live, servicer.closing), server)
+            service_names.append(proj_pb.DESCRIPTOR.services_by_name["ProjectionService"].full_name)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        service_name = pb.DESCRIPTOR.services_by_name["EventLogService"].full_name
         reflection.enable_server_reflection(
-            (service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+            (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if tls is not None:
             cert, key = (tls.cert, tls.key) if isinstance(tls, TlsFiles) else tls
@@ -320,27 +347,35 @@ async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", por
         if not bound:
             raise OSError(f"could not bind {address}")
         await server.start()
-        for name in ("", service_name):
+        if live is not None:
+            live.start()
+        for name in ("", *service_names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
         if "committer" in locals():
             await committer.close()
+        if locals().get("live") is not None:
+            await live.stop()
         event_log.close()
         raise
     log.info("started", host=host, port=bound, tls=tls is not None, auth=bool(interceptors),
-             durability=durability, path=str(data_dir), head=event_log.head())
-    return Server(server, servicer, health_servicer, bound, host)
+             durability=durability, path=str(data_dir), head=event_log.head(),
+             projections=None if live is None else live.config.config_hash.hex()[:16],
+             restored_from=None if live is None else live.restored_from)
+    return Server(server, servicer, health_servicer, bound, host, live)
 
 
 async def serve(data_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tokens: Iterable[str] | None = None,
                 read_tokens: Iterable[str] | None = None, tls: TlsFiles | tuple[str, str] | None = None,
                 durability: str = "safe", ready: Callable[[int], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, projections: bool = True,
+                projection_config: ProjectionConfig | str | os.PathLike | dict | None = None) -> None:
     """Serve the log at `data_dir` until SIGINT or SIGTERM (or `stop` is set), then stop gracefully.
 
     `ready(port)` is called once the server accepts calls."""
     server = await start_server(data_dir, host, port, tokens=tokens, read_tokens=read_tokens, tls=tls,
-                                durability=durability)
+                                durability=durability, projections=projections,
+                                projection_config=projection_config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []

@@ -111,13 +111,13 @@ class Projections:
                                             groups["europe"], groups["fx"],
                                             **{k: v for k, v in rf.items() if k in ("weights", "fx_sign")})
                 self.listeners.append(risk_flow)
-            if config.market_regime is not None:
+            if config.market_regime is not None and config.market_regime["index"] in ids:
                 from argus.kernels.market_regime import MarketRegimeReducer
 
                 mr = config.market_regime
                 by_name = {r.name: r for r in self.listeners}
                 self.listeners.append(MarketRegimeReducer(
-                    "market_regime", h, n_specs, ids.get(mr["index"], 0xFFFFFFFF), labels.index(mr["spec"]),
+                    "market_regime", h, n_specs, ids[mr["index"]], labels.index(mr["spec"]),
                     regimes=by_name.get("regimes"), bocpd=by_name.get("bocpd"), risk_flow=risk_flow,
                     **{k: v for k, v in mr.items() if k in ("flow_threshold", "change_threshold")}))
             listener = None
