@@ -30,6 +30,8 @@ from argus.log.store import AppendResult
 from argus.v1 import event_log_service_pb2 as pb
 from argus.v1 import event_log_service_pb2_grpc as pb_grpc
 from argus.v1 import events_pb2
+from argus.v1 import projection_service_pb2 as ps
+from argus.v1 import projection_service_pb2_grpc as ps_grpc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,6 +119,7 @@ class ArgusClient:
                  max_batch_events: int = 0):
         self._channel = channel
         self._stub = pb_grpc.EventLogServiceStub(channel)
+        self._projections = ps_grpc.ProjectionServiceStub(channel)
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         self.backoff = backoff or Backoff()
         self.max_batch_events = max_batch_events
@@ -262,6 +265,46 @@ class ArgusClient:
             for item in _decode(first, body):
                 yield item
 
+    # -- projections ----------------------------------------------------------------------------
+
+    async def outputs(self) -> ps.ListOutputsResponse:
+        """The projections the server runs: outputs and their fields, timeframes, symbols, position."""
+        return await self._projections.ListOutputs(ps.ListOutputsRequest(), metadata=self._metadata)
+
+    async def projection(self, output: str, symbol: str = "", timeframe: str = "", from_offset: int = 0,
+                         to_offset: int = 0) -> np.ndarray:
+        """Rows of a projection output (e.g. "bars", "indicators", "regimes") as a numpy structured
+        array, filtered by symbol and timeframe, produced at offsets in [from_offset, to_offset)
+        (to_offset 0: up to the server's live position)."""
+        request = ps.GetRangeRequest(output=output, symbol=symbol, timeframe=timeframe, from_offset=from_offset,
+                                     to_offset=to_offset, format=ps.ROW_FORMAT_RAW)
+        parts: list[bytes] = []
+        dtype = None
+        async for resp in self._projections.GetRange(request, metadata=self._metadata):
+            dtype = dtype or _dtype(resp.dtype)
+            parts.append(resp.raw_rows)
+        if dtype is None:
+            info = {o.name: o for o in (await self.outputs()).outputs}
+            dtype = _dtype(info[output].dtype) if output in info else np.dtype([])
+        return np.frombuffer(b"".join(parts), dtype=dtype).copy()
+
+    async def projection_frame(self, output: str, symbol: str = "", timeframe: str = "", **kwargs: int) -> pd.DataFrame:
+        """The same rows as a pandas DataFrame (padding fields dropped, array fields split by index)."""
+        import pandas as pd
+
+        rows = await self.projection(output, symbol, timeframe, **kwargs)
+        cols: dict[str, Any] = {}
+        for name in rows.dtype.names or ():
+            if name.startswith("_"):
+                continue
+            values = rows[name]
+            if values.ndim > 1:
+                for i in range(values.shape[1]):
+                    cols[f"{name}_{i}"] = values[:, i]
+            else:
+                cols[name] = values
+        return pd.DataFrame(cols)
+
     async def head(self) -> int:
         """The log's head: the offset the next appended event will get."""
         return (await self.head_info()).head
@@ -275,6 +318,17 @@ class ArgusClient:
     def to_frame(events: Iterable[tuple[int, Event]]) -> pd.DataFrame:
         """See the module function `to_frame`."""
         return to_frame(events)
+
+
+def _dtype(descr_json: str) -> np.dtype:
+    """The numpy dtype of a RAW row batch (its descr, as JSON)."""
+    import json
+
+    def fix(field: list) -> tuple:
+        name, kind, *shape = field
+        return (name, kind, tuple(shape[0])) if shape else (name, kind)
+
+    return np.dtype([fix(f) for f in json.loads(descr_json)])
 
 
 def to_frame(events: Iterable[tuple[int, Event]]) -> pd.DataFrame:

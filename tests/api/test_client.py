@@ -245,3 +245,34 @@ def test_bearer_token(server: Server) -> None:
             await authed.close()
 
     asyncio.run(main())
+
+
+def test_projection_queries_return_numpy_rows_and_frames(server: Server) -> None:
+    """The client reads a projection output into numpy and pandas, filtered by symbol and timeframe."""
+    import numpy as np
+
+    from argus.events import codec
+    from argus.events.types import EventType
+    from argus.log.store import instrument_event
+
+    t0 = 1_709_904_600_000_000_000
+    ts = t0 + np.arange(40, dtype=np.int64) * 15_000_000_000
+    trades = codec.encode_columns(EventType.TRADE, 0, ts, ts, price=100.0 + np.arange(40), size=10.0)
+    target = server.start()
+
+    async def main():
+        async with await _connect(target) as client:
+            await client.append([instrument_event(0, "ACME", ts=t0)])
+            await client.append(trades)
+            for _ in range(200):
+                bars = await client.projection("bars", symbol="ACME", timeframe="1m")
+                if len(bars) >= 9:
+                    break
+                await asyncio.sleep(0.02)
+            frame = await client.projection_frame("bars", symbol="ACME", timeframe="1m")
+            return bars, frame
+
+    bars, frame = asyncio.run(main())
+    assert bars["open"][:9].tolist() == [100.0 + 4 * k for k in range(9)]
+    assert bars["volume"][:9].tolist() == [40.0] * 9
+    assert list(frame["close"][:2]) == [103.0, 107.0] and "_reserved" not in frame.columns
