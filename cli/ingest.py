@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from argus.cli.ingest_files import csv_command, parquet_command
+from argus.cli.ingest_options import options_csv_command
 from argus.cli.ingest_synthetic import synthetic_command
 
 
@@ -16,3 +17,4 @@ def ingest() -> None:
 ingest.add_command(csv_command)
 ingest.add_command(parquet_command)
 ingest.add_command(synthetic_command)
+ingest.add_command(options_csv_command)

@@ -1,0 +1,129 @@
+"""Heston QE Monte Carlo benchmark: path-steps per second of the C kernel (kernels/heston_qe_kernel.h through
+argus.kernels.heston_mc.mc_european, one core, Philox4x32-10 + AS241 normals) against a straightforward
+vectorised numpy implementation of the same Andersen QE scheme with martingale correction (numpy's
+Generator for the random numbers), on the same paths x steps, in the same run.  Both price the same
+strikes; the prices are printed next to the Lewis (2000) reference as a sanity check.
+
+Usage: python benchmarks/bench_heston.py [--json] [--paths N] [--steps M] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from argus.kernels.heston_mc import mc_european  # noqa: E402
+
+# Lewis (2000) case; reference prices (REFERENCES.md)
+PARAMS = dict(S0=100.0, r=0.01, q=0.02, v0=0.04, kappa=4.0, theta=0.25, sigma=1.0, rho=-0.5, T=1.0)
+STRIKES = np.array([80.0, 100.0, 120.0])
+REF_CALLS = np.array([26.774758743998854, 16.070154917028834, 9.024913483457836])
+
+
+def numpy_qe(S0, r, q, v0, kappa, theta, sigma, rho, T, strikes, n_paths, n_steps, seed):
+    """Vectorised QE (psi_c = 1.5, gamma1 = gamma2 = 0.5, martingale-corrected K0*) for calls."""
+    rng = np.random.Generator(np.random.Philox(key=seed))
+    dt = T / n_steps
+    E = np.exp(-kappa * dt)
+    c1 = sigma * sigma * E * (1 - E) / kappa
+    c2 = theta * sigma * sigma * (1 - E) ** 2 / (2 * kappa)
+    kr = kappa * rho / sigma - 0.5
+    K0 = -rho * kappa * theta * dt / sigma
+    K1 = 0.5 * dt * kr - rho / sigma
+    K2 = 0.5 * dt * kr + rho / sigma
+    K3 = K4 = 0.5 * dt * (1 - rho * rho)
+    A = K2 + 0.5 * K4
+    Kv = K1 + 0.5 * K3
+    x = np.full(n_paths, np.log(S0))
+    v = np.full(n_paths, v0)
+    for _ in range(n_steps):
+        uv = rng.random(n_paths)
+        zv = rng.standard_normal(n_paths)
+        zx = rng.standard_normal(n_paths)
+        m = theta + (v - theta) * E
+        psi = (v * c1 + c2) / (m * m)
+        quad = psi <= 1.5
+        # quadratic branch
+        ip = 2.0 / np.where(quad, psi, 1.0)
+        b2 = ip - 1 + np.sqrt(ip) * np.sqrt(np.maximum(ip - 1, 0.0))
+        a = m / (1 + b2)
+        den = 1 - 2 * A * a
+        vq = a * (np.sqrt(b2) + zv) ** 2
+        k0q = np.where(den > 0, -A * b2 * a / np.where(den > 0, den, 1.0) + 0.5 * np.log(np.where(den > 0, den, 1.0)) - Kv * v, K0)
+        # exponential branch
+        ps = np.where(quad, 2.0, psi)
+        p = (ps - 1) / (ps + 1)
+        beta = (1 - p) / m
+        ve = np.where(uv <= p, 0.0, np.log((1 - p) / (1 - uv)) / beta)
+        ok = A < beta
+        k0e = np.where(ok, -np.log(p + beta * (1 - p) / np.where(ok, beta - A, 1.0)) - Kv * v, K0)
+        vn = np.where(quad, vq, ve)
+        k0 = np.where(quad, k0q, k0e)
+        x += (r - q) * dt + k0 + K1 * v + K2 * vn + np.sqrt(K3 * v + K4 * vn) * zx
+        v = vn
+    st = np.exp(x)
+    pay = np.maximum(st[:, None] - strikes[None, :], 0.0) * np.exp(-r * T)
+    return pay.mean(axis=0), pay.std(axis=0, ddof=1) / np.sqrt(n_paths)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--paths", type=int, default=200_000)
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    P = PARAMS
+    work = args.paths * args.steps
+
+    c_times = []
+    for i in range(args.runs):
+        t = time.perf_counter()
+        c_px, c_se = mc_european(P["S0"], P["r"], P["q"], P["v0"], P["kappa"], P["theta"], P["sigma"], P["rho"],
+                                 P["T"], STRIKES, ["C"] * len(STRIKES), args.paths, args.steps, 1 + i)
+        c_times.append(time.perf_counter() - t)
+        if i == 0:
+            c_first = (c_px, c_se)  # report the seed-1 prices
+    n_times = []
+    for i in range(max(1, args.runs - 1)):
+        t = time.perf_counter()
+        n_px, n_se = numpy_qe(**P, strikes=STRIKES, n_paths=args.paths, n_steps=args.steps, seed=1 + i)
+        n_times.append(time.perf_counter() - t)
+        if i == 0:
+            n_first = (n_px, n_se)
+    (c_px, c_se), (n_px, n_se) = c_first, n_first
+    c_rate = work / min(c_times)
+    n_rate = work / min(n_times)
+    res = dict(
+        paths=args.paths, steps=args.steps, path_steps=work,
+        c_seconds=min(c_times), numpy_seconds=min(n_times),
+        c_path_steps_per_s=c_rate, numpy_path_steps_per_s=n_rate, speedup=c_rate / n_rate,
+        c_ns_per_path_step=1e9 / c_rate,
+        strikes=STRIKES.tolist(), reference=REF_CALLS.tolist(),
+        c_prices=np.asarray(c_px).tolist(), c_stderrs=np.asarray(c_se).tolist(),
+        numpy_prices=n_px.tolist(), numpy_stderrs=n_se.tolist(),
+        python=platform.python_version(), numpy=np.__version__, machine=platform.machine(),
+        cpus=os.cpu_count(),
+    )
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return
+    print(f"Heston QE MC, {args.paths} paths x {args.steps} steps = {work:,} path-steps (one core)")
+    print(f"  C kernel : {c_rate / 1e6:8.2f} M path-steps/s  ({min(c_times):.3f} s, {1e9 / c_rate:.1f} ns/step)")
+    print(f"  numpy    : {n_rate / 1e6:8.2f} M path-steps/s  ({min(n_times):.3f} s)")
+    print(f"  ratio    : {c_rate / n_rate:8.1f} x")
+    for k, ref, cp, cs, npx, ns in zip(STRIKES, REF_CALLS, c_px, c_se, n_px, n_se, strict=True):
+        print(f"  K={k:5.0f} ref {ref:9.5f}  C {cp:9.5f} ({(cp - ref) / cs:+.2f} se)  "
+              f"numpy {npx:9.5f} ({(npx - ref) / ns:+.2f} se)")
+
+
+if __name__ == "__main__":
+    main()
