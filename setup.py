@@ -66,7 +66,7 @@ extensions = [
 ]
 
 setup(
-    packages=["argus", "argus.v1", "argus.kernels", "argus.events", "argus.log", "argus.connectors", "argus.analytics", "argus.projections", "argus.api", "argus.client", "argus.cli"],
+    packages=["argus", "argus.v1", "argus.kernels", "argus.events", "argus.log", "argus.connectors", "argus.analytics", "argus.projections", "argus.options", "argus.api", "argus.client", "argus.cli"],
     package_dir={"argus.cli": "cli"},
     package_data={"argus.v1": ["*.pyi"]},
     ext_modules=cythonize(
