@@ -51,6 +51,9 @@ def stage_kernels() -> list[str]:
     return sorted(glob.glob(os.path.join(dest, "*.pyx")))
 
 
+#: Extensions whose loops run on several cores (OpenMP over independent Monte Carlo path chunks).
+OPENMP = {"heston_mc": ["-fopenmp"]}
+
 os.chdir(ROOT)
 checks = os.environ.get("ARGUS_CYTHON_CHECKS") == "1"
 generate_protos()
@@ -60,7 +63,8 @@ extensions = [
         [pyx],
         include_dirs=[numpy.get_include(), os.path.join(STAGE, "argus", "kernels")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"],
+        extra_compile_args=["-O3", *OPENMP.get(os.path.splitext(os.path.basename(pyx))[0], [])],
+        extra_link_args=OPENMP.get(os.path.splitext(os.path.basename(pyx))[0], []),
     )
     for pyx in stage_kernels()
 ]

@@ -26,6 +26,8 @@ import math
 import numpy as np
 
 cimport numpy as cnp
+cimport openmp
+from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -111,6 +113,21 @@ cdef int32_t _is_put(right) except -1:
     raise ValueError(f"right must be 'C'/'call' or 'P'/'put', got {right!r}")
 
 
+_THREADS = 0  # 0: OpenMP's default (all cores, or OMP_NUM_THREADS)
+
+
+def set_threads(int n) -> None:
+    """Threads for the path loops (0: OpenMP's default). Results do not depend on it."""
+    global _THREADS
+    if n < 0:
+        raise ValueError(f"threads = {n} must be >= 0")
+    _THREADS = n
+
+
+cdef int _n_threads():
+    return _THREADS if _THREADS > 0 else openmp.omp_get_max_threads()
+
+
 def _check_paths(n_paths):
     if int(n_paths) < 2:
         raise ValueError("n_paths must be >= 2")
@@ -135,8 +152,11 @@ def mc_european(double S0, double r, double q, double v0, double kappa, double t
     cdef int64_t stride = 2 * n_k + 2
     cdef double *Kp = &K[0] if n_k else NULL
     cdef int32_t *Pp = &put[0] if n_k else NULL
+    cdef int nt = _n_threads()
     with nogil:
-        for c in range(n_chunks):  # OpenMP-ready: chunks are independent, each owns its row of `sums`
+        # OpenMP over chunks: each chunk owns its row of `sums`, merged below in chunk order, so the
+        # result does not depend on the number of threads.
+        for c in prange(n_chunks, schedule="static", num_threads=nt):
             p0 = c * CHUNK
             p1 = p0 + CHUNK if p0 + CHUNK < N else N
             hqe_european_range(&m, p0, p1, n_k, Kp, Pp, disc, base + c * stride, base + c * stride + n_k,
@@ -183,9 +203,11 @@ def mc_spread(double S0, double r, double q, double v0, double kappa, double the
     cdef hqe_spread_acc tot
     if accs == NULL:
         raise MemoryError()
+    cdef int nt = _n_threads()
     try:
         with nogil:
-            for c in range(n_chunks):  # OpenMP-ready: independent chunks, private accumulators
+            # OpenMP over chunks, private accumulators merged in chunk order: thread-count independent.
+            for c in prange(n_chunks, schedule="static", num_threads=nt):
                 p0 = c * CHUNK
                 p1 = p0 + CHUNK if p0 + CHUNK < N else N
                 hqe_spread_acc_zero(&accs[c])

@@ -154,3 +154,15 @@ def test_argument_validation():
         hm.mc_spread(*_args(LEWIS), 95.0, 95.0, "P", 1.0, 100, 4, 1)
     with pytest.raises(ValueError):
         hm.mc_european(*_args(LEWIS), [100.0], ["C"], 100, 0, 1)
+
+
+def test_results_do_not_depend_on_the_number_of_threads() -> None:
+    """OpenMP splits the paths into fixed chunks merged in order: one thread or several, same bytes."""
+    outs = []
+    for threads in (1, 2, 0):
+        hm.set_threads(threads)
+        prices, ses = hm.mc_european(*_args(LEWIS), [90.0, 100.0], ["C", "P"], 20_000, 16, 9)
+        spread = hm.mc_spread(*_args(LEWIS), 95.0, 90.0, "P", 1.2, 20_000, 16, 9)
+        outs.append((prices.tobytes(), ses.tobytes(), sorted(spread.items())))
+    hm.set_threads(0)
+    assert outs[0] == outs[1] == outs[2]
