@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from argus.cli import ingest, live, log, options, outcomes, regimes, replay, serve
+from argus.cli import demo, ingest, live, log, options, outcomes, regimes, replay, serve
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 3
@@ -63,6 +63,7 @@ cli.add_command(regimes.regimes)
 cli.add_command(serve.serve)
 cli.add_command(live.live)
 cli.add_command(options.options)
+cli.add_command(demo.demo)
 
 
 def main() -> None:

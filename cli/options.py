@@ -1,6 +1,7 @@
-"""`argusctl options`: price one European option, and the probability of profit of a vertical spread.
+"""`argusctl options`: price one European option, the probability of profit of a vertical spread, the IV surface.
 
-Commands parse, call argus.options (pricing.price_option, pop.latest_chain / pop.spread_pop) and print.
+Commands parse, call argus.options (pricing.price_option, pop.latest_chain / pop.spread_pop,
+surface.surface_from_chain) and print.
 """
 
 from __future__ import annotations
@@ -92,3 +93,80 @@ def pop(ctx, symbol, short, long_, expiry, right, at_offset, max_age, rate, div,
     if not as_json:
         out["heston"] = ", ".join(f"{k}={v:.6g}" for k, v in out["heston"].items())
     emit(out, as_json)
+
+
+def _num(x) -> float | None:
+    """A float for JSON (None for NaN / inf)."""
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def surface_report(chain, rate: float, z: float) -> dict:
+    """The surface of a chain as one JSON-able dict: per expiry the SVI fit and its flagged anomalies."""
+    from argus.options import surface as sf
+    from argus.options.pop import _ny_date
+
+    names = ((sf.FLAG_OUTLIER, "outlier"), (sf.FLAG_BUTTERFLY, "butterfly"), (sf.FLAG_CALENDAR, "calendar"),
+             (sf.FLAG_NO_FIT, "no_fit"))
+    res = sf.surface_from_chain(chain.rows, chain.spot, chain.ts_event, r=rate, z_threshold=z)
+    atm = res.atm_iv()
+    flagged = res.flagged()
+    expiries = []
+    for e in sorted(res.fits):
+        f = res.fits[e]
+        rows = flagged[flagged["expiry_ns"] == e]
+        expiries.append({
+            "expiry": _ny_date(e),
+            "years": res.t[e],
+            "forward": res.forwards[e],
+            "forward_from_parity": bool(res.forward_from_parity[e]),
+            "svi": {k: _num(v) for k, v in zip(("a", "b", "rho", "m", "sigma"), f.params, strict=True)},
+            "rmse": _num(f.rmse),
+            "success": bool(f.success),
+            "atm_iv": _num(atm[e]),
+            "quotes": int((res.records["expiry_ns"] == e).sum()),
+            "anomalies": [{"strike": float(r["strike"]), "right": "call" if int(r["right"]) == 1 else "put",
+                           "iv_mid": _num(r["iv_mid"]), "iv_fit": _num(r["iv_fit"]),
+                           "robust_z": _num(r["robust_z"]), "flags": int(r["flags"]),
+                           "flag_names": [n for bit, n in names if int(r["flags"]) & bit]} for r in rows],
+        })
+    return {"symbol": chain.symbol, "snapshot_offset": chain.offset, "ts": chain.ts_event, "spot": chain.spot,
+            "rate": rate, "z": z, "expiries": expiries}
+
+
+@options.command()
+@click.option("--symbol", required=True)
+@click.option("--at-offset", type=click.IntRange(min=0), default=None, help="Latest chain at or before N (default head).")
+@click.option("--max-age", default="1d", show_default=True,
+              help="Refuse a chain older than this relative to the log's last event (e.g. 1d, 30m).")
+@click.option("--rate", type=float, default=0.05, show_default=True)
+@click.option("--z", "z", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="Robust z score above which a quote is an outlier.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def surface(ctx, symbol, at_offset, max_age, rate, z, as_json) -> None:
+    """SVI implied-volatility surface of the latest option chain: fits per expiry and flagged anomalies."""
+    import json
+
+    from argus.events.durations import parse_duration
+    from argus.log import EventLog
+    from argus.options.pop import latest_chain
+
+    max_age_ns = parse_duration(max_age, "--max-age")
+    with EventLog.open(log_dir(ctx), readonly=True) as lg:
+        chain = latest_chain(lg, symbol, at_offset, max_age_ns=max_age_ns)
+    out = surface_report(chain, rate, z)
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"{out['symbol']} chain at offset {out['snapshot_offset']}  spot {out['spot']:.4f}  "
+               f"rate {rate:g}  z {z:g}")
+    for e in out["expiries"]:
+        s = e["svi"]
+        fmt = (lambda v: "nan" if v is None else f"{v:.6g}")  # noqa: E731
+        click.echo(f"{e['expiry']}  T={e['years']:.4f}  F={e['forward']:.4f}  atm_iv={fmt(e['atm_iv'])}  "
+                   f"rmse={fmt(e['rmse'])}  a={fmt(s['a'])} b={fmt(s['b'])} rho={fmt(s['rho'])} "
+                   f"m={fmt(s['m'])} sigma={fmt(s['sigma'])}  quotes={e['quotes']}  anomalies={len(e['anomalies'])}")
+        for a in e["anomalies"]:
+            click.echo(f"    {a['strike']:>10g} {a['right']:<4}  iv_mid={fmt(a['iv_mid'])}  iv_fit={fmt(a['iv_fit'])}  "
+                       f"z={fmt(a['robust_z'])}  flags={','.join(a['flag_names'])}")

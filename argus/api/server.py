@@ -1,4 +1,5 @@
-"""The gRPC server of the event log (DESIGN.md §8): EventLogService, health and reflection over grpc.aio.
+"""The gRPC server of the event log (DESIGN.md §8): EventLogService, OptionsService (argus.api.options),
+health and reflection over grpc.aio.
 
 The servicer is thin: it turns requests into log calls (through argus.api.convert) and log errors into
 gRPC status codes. Every append goes through one GroupCommitter, so concurrent producers share write
@@ -34,6 +35,7 @@ import structlog
 from grpc import aio
 
 from argus.api import convert
+from argus.api.options import OptionsServicer
 from argus.api.projections import LiveProjections, ProjectionServicer, derived_root
 from argus.errors import CorruptLogError, EventValidationError, ProducerSequenceError, WrongExpectedHeadError
 from argus.log import EventLog, GroupCommitter
@@ -41,6 +43,8 @@ from argus.log.chunk import Chunk
 from argus.projections.config import ProjectionConfig, load_config
 from argus.v1 import event_log_service_pb2 as pb
 from argus.v1 import event_log_service_pb2_grpc as pb_grpc
+from argus.v1 import options_service_pb2 as opt_pb
+from argus.v1 import options_service_pb2_grpc as opt_pb_grpc
 from argus.v1 import projection_service_pb2 as proj_pb
 from argus.v1 import projection_service_pb2_grpc as proj_pb_grpc
 
@@ -328,6 +332,8 @@ async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", por
         servicer = EventLogServicer(event_log, committer)
         pb_grpc.add_EventLogServiceServicer_to_server(servicer, server)
         service_names = [pb.DESCRIPTOR.services_by_name["EventLogService"].full_name]
+        opt_pb_grpc.add_OptionsServiceServicer_to_server(OptionsServicer(event_log, servicer.closing), server)
+        service_names.append(opt_pb.DESCRIPTOR.services_by_name["OptionsService"].full_name)
         if live is not None:
             proj_pb_grpc.add_ProjectionServiceServicer_to_server(ProjectionServicer(live, servicer.closing), server)
             service_names.append(proj_pb.DESCRIPTOR.services_by_name["ProjectionService"].full_name)
