@@ -75,7 +75,7 @@ import numpy as np
 cimport cython
 
 from libc.math cimport log, fabs, INFINITY
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy, memmove
 from argus.kernels.records cimport RecordHeader, TradePayload, QuotePayload, BarPayload
@@ -121,6 +121,7 @@ BAR_FIELDS = (
     ("flags", "<u4"),
     ("_reserved", "<u4"),
 )
+_BAR_DTYPE = np.dtype(list(BAR_FIELDS))
 
 
 cdef class BarListener(Reducer):
@@ -128,6 +129,32 @@ cdef class BarListener(Reducer):
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil:
         pass
+
+    def feed_bars(self, bars):
+        """Call on_bar_closed for each row of `bars` (a numpy array of BAR_FIELDS), in order. This feeds
+        this reducer only: a reducer that reads others' state needs them fed the same bars first."""
+        cdef Py_ssize_t i, n
+        cdef const uint8_t[::1] raw
+        cdef const uint8_t* base
+        arr = np.asarray(bars)
+        if arr.dtype != _BAR_DTYPE:
+            raise ValueError(f"bars dtype = {arr.dtype} must be the BAR_FIELDS dtype (argus.kernels.bars)")
+        arr = np.ascontiguousarray(arr.reshape(-1))
+        n = arr.shape[0]
+        if n == 0:
+            return
+        raw = arr.view(np.uint8)
+        base = &raw[0]
+        with nogil:
+            for i in range(n):
+                self.on_bar_closed(<const BarOut*>(base + i * sizeof(BarOut)))
+        self._check()
+
+    def apply_record(self, record, offset):
+        raise TypeError(f"reducer '{self.name}' is fed closed bars (on_bar_closed, feed_bars), not log records")
+
+    def apply_chunk(self, body, first_offset, start=0, stop=0xFFFFFFFFFFFFFFFF):
+        raise TypeError(f"reducer '{self.name}' is fed closed bars (on_bar_closed, feed_bars), not log records")
 
 
 cdef class BarFanout(BarListener):

@@ -326,31 +326,6 @@ cdef class BocpdReducer(BarListener):
         self.now = bar.ts_end
         self.events += 1
 
-    def feed_bars(self, bars):
-        """Call on_bar_closed for each row of `bars` (a numpy array of BAR_FIELDS), in order."""
-        cdef Py_ssize_t i, n
-        cdef const uint8_t[::1] raw
-        cdef const uint8_t* base
-        arr = np.asarray(bars)
-        if arr.dtype != BAR_DTYPE:
-            raise ValueError(f"bars dtype = {arr.dtype} must be the BAR_FIELDS dtype (argus.kernels.bars)")
-        arr = np.ascontiguousarray(arr.reshape(-1))
-        n = arr.shape[0]
-        if n == 0:
-            return
-        raw = arr.view(np.uint8)
-        base = &raw[0]
-        with nogil:
-            for i in range(n):
-                self.on_bar_closed(<const BarOut*>(base + i * sizeof(BarOut)))
-        self._check()
-
-    def apply_record(self, record, offset):
-        raise TypeError(f"reducer '{self.name}' is fed closed bars (on_bar_closed, feed_bars), not log records")
-
-    def apply_chunk(self, body, first_offset, start=0, stop=0xFFFFFFFFFFFFFFFF):
-        raise TypeError(f"reducer '{self.name}' is fed closed bars (on_bar_closed, feed_bars), not log records")
-
     def _check(self):
         if self.bad_spec:
             raise ValueError(f"reducer '{self.name}': bar spec = {self.bad_spec_value} must be < "
