@@ -23,6 +23,7 @@ from libc.math cimport NAN, fabs, log, sqrt
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
+from argus.kernels.ta_math cimport ema_push, rv_step
 from argus.kernels.bars cimport BarOut, BarListener
 from argus.kernels.outputs cimport OutputBuffer
 from argus.kernels.reducer cimport Reducer
@@ -110,20 +111,6 @@ cdef inline void sma_push(double x, int64_t n, double* d, int64_t* s, double* ou
     total = d[0]
     d[0] -= ring[pos]          # x[i-n+1] leaves the total
     out[0] = total / <double>n
-
-
-cdef inline double ema_push(double x, int64_t n, double k, double* value, int64_t* seen) noexcept nogil:
-    # EMA with k = 2/(n+1), seeded with the SMA of the first n values (TA-Lib's default compatibility):
-    # value[0] sums the first n-1 values, then holds the EMA.
-    seen[0] += 1
-    if seen[0] < n:
-        value[0] += x
-        return NAN
-    if seen[0] == n:
-        value[0] = (value[0] + x) / <double>n
-    else:
-        value[0] = ((x - value[0]) * k) + value[0]
-    return value[0]
 
 
 cdef inline double rsi_push(double x, int64_t n, double* d, int64_t* s) noexcept nogil:
@@ -342,37 +329,9 @@ cdef inline double vwap_push(const BarOut* bar, double* d, int64_t* s) noexcept 
 
 
 cdef inline double rv_push(double x, int64_t n, double sqrt_ppy, double* d, int64_t* s) noexcept nogil:
-    # Realized volatility: the sample standard deviation (ddof=1, two passes) of the last n close-to-close
-    # log returns, annualized by sqrt(periods_per_year). d[0] previous close, d[1..n] a ring of returns,
-    # s[1] its write position (after the write: the oldest return).
-    cdef double* ring = d + 1
-    cdef double mean = 0.0, ss = 0.0, dev
-    cdef int64_t i, pos
-    s[0] += 1
-    if s[0] == 1:
-        d[0] = x
-        return NAN
-    pos = s[1]
-    ring[pos] = log(x / d[0])
-    d[0] = x
-    pos += 1
-    if pos == n:
-        pos = 0
-    s[1] = pos
-    if s[0] <= n:
-        return NAN
-    for i in range(pos, n):
-        mean += ring[i]
-    for i in range(0, pos):
-        mean += ring[i]
-    mean /= <double>n
-    for i in range(pos, n):
-        dev = ring[i] - mean
-        ss += dev * dev
-    for i in range(0, pos):
-        dev = ring[i] - mean
-        ss += dev * dev
-    return sqrt(ss / <double>(n - 1)) * sqrt_ppy
+    # Realized volatility (ta_math.rv_step): d[0] previous close, d[1..n] a ring of log returns,
+    # s[0] bars seen, s[1] the ring's write position.
+    return rv_step(x, n, sqrt_ppy, d, d + 1, s, s + 1)
 
 
 cdef class IndicatorReducer(BarListener):

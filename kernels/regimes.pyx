@@ -49,6 +49,7 @@ from libc.math cimport NAN, fabs, isfinite, log, sqrt
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
+from argus.kernels.ta_math cimport ema_push, rv_step
 from argus.kernels.bars cimport BarOut, BarListener
 from argus.kernels.outputs cimport OutputBuffer
 from argus.kernels.reducer cimport Reducer
@@ -251,51 +252,6 @@ cdef inline double adx_step(double high, double low, double close, int64_t n, do
     return d[6]
 
 
-cdef inline double ema_step(double x, int64_t n, double k, double* value, int64_t* seen) noexcept nogil:
-    # TA-Lib EMA, seeded with the SMA of the first n values.
-    seen[0] += 1
-    if seen[0] < n:
-        value[0] += x
-        return NAN
-    if seen[0] == n:
-        value[0] = (value[0] + x) / <double>n
-    else:
-        value[0] = ((x - value[0]) * k) + value[0]
-    return value[0]
-
-
-cdef inline double rv_step(double x, int64_t n, double sqrt_ppy, double* prev, double* ring, int64_t* seen,
-                           int64_t* pos) noexcept nogil:
-    # Sample std (ddof=1, two passes, oldest to newest) of the last n log returns * sqrt_ppy.
-    cdef double mean = 0.0, ss = 0.0, dev
-    cdef int64_t i, p
-    seen[0] += 1
-    if seen[0] == 1:
-        prev[0] = x
-        return NAN
-    p = pos[0]
-    ring[p] = log(x / prev[0])
-    prev[0] = x
-    p += 1
-    if p == n:
-        p = 0
-    pos[0] = p
-    if seen[0] <= n:
-        return NAN
-    for i in range(p, n):
-        mean += ring[i]
-    for i in range(0, p):
-        mean += ring[i]
-    mean /= <double>n
-    for i in range(p, n):
-        dev = ring[i] - mean
-        ss += dev * dev
-    for i in range(0, p):
-        dev = ring[i] - mean
-        ss += dev * dev
-    return sqrt(ss / <double>(n - 1)) * sqrt_ppy
-
-
 cdef inline int vol_zone(double pct, const RegimeParams* q) noexcept nogil:
     if pct < q.low:
         return VOL_LOW
@@ -490,7 +446,7 @@ cdef class RegimeReducer(BarListener):
                     vol = vol_next(old_vol, pct, q)
             # trend
             adx = adx_step(bar.high, bar.low, bar.close, q.adx_period, d + D_ADX, s + I_ADX)
-            ema = ema_step(bar.close, q.ema_period, q.ema_k, d + D_EMA, s + I_EMA)
+            ema = ema_push(bar.close, q.ema_period, q.ema_k, d + D_EMA, s + I_EMA)
             slope = NAN
             if ema == ema:
                 ering = d + D_RINGS + q.rv_period + q.history
