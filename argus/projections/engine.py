@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -197,6 +197,22 @@ class ProjectionEngine:
         return ReplayResult(from_offset, stop, events, seconds, events / seconds if seconds > 0 else 0.0,
                             self.projections.state_digest().hex(), total.hexdigest(),
                             self.config.config_hash.hex(), restored, reports)
+
+    def stream(self, from_offset: int = 0, to_offset: int | None = None, *,
+               mode: Mode = "chunk") -> Iterator[tuple[object, dict[str, np.ndarray]]]:
+        """Run fresh reducers over [from_offset, to_offset) without touching the store, yielding each
+        chunk with the rows its records emitted: what a consumer (a backtest) may know once the chunk's
+        records have been processed. Every row carries the offset of the record that emitted it."""
+        head = self.log.head()
+        stop = head if to_offset is None else min(to_offset, head)
+        self.projections = Projections(self.config, self._symbol_ids())
+        with self.log.reader() as reader:
+            for chunk in reader.chunks(from_offset, stop):
+                lo, hi = max(chunk.start, from_offset), min(chunk.stop, stop)
+                if self.projections.hmm is not None:
+                    self._register_hmm_params(chunk, lo, hi)
+                self._apply(self.projections.walked, chunk, lo, hi, mode)
+                yield chunk, {name: buf.drain() for name, buf in self.projections.buffers()}
 
     def _restore_newest(self, offset: int) -> int | None:
         """Restore every reducer from the newest offset <= `offset` at which all have a snapshot."""
