@@ -193,6 +193,35 @@ def iter_records(body: bytes | memoryview, first_offset: int) -> Iterator[tuple[
         yield first_offset + i, view[pos:pos + length]
 
 
+def positions_of_type(body: bytes | memoryview, first_offset: int, event_type: EventType,
+                      lo: int | None = None, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, byte positions) of a body's records of one type with offsets in [lo, hi), found by the
+    Cython scan without decoding the others."""
+    view = memoryview(body).cast("B")
+    positions = np.asarray(_kcodec.record_positions(view, int(event_type)), dtype=np.int64)
+    if not len(positions):
+        return np.empty(0, np.int64), positions
+    offsets = first_offset + np.searchsorted(np.asarray(_kcodec.index_records(view)), positions)
+    keep = np.ones(len(offsets), bool)
+    if lo is not None:
+        keep &= offsets >= lo
+    if hi is not None:
+        keep &= offsets < hi
+    return offsets[keep], positions[keep]
+
+
+def fixed_records(body: bytes | memoryview, first_offset: int, event_type: EventType,
+                  lo: int | None = None, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, records) of a body's fixed-layout records of one type with offsets in [lo, hi): the
+    records as one structured array of layout.RECORD_DTYPES[event_type] (header and payload), copied."""
+    dtype = layout.RECORD_DTYPES[event_type]
+    offsets, positions = positions_of_type(body, first_offset, event_type, lo, hi)
+    raw = np.frombuffer(memoryview(body).cast("B"), dtype=np.uint8)
+    gathered = raw[positions[:, None] + np.arange(dtype.itemsize)] if len(positions) else np.empty((0, dtype.itemsize),
+                                                                                                   np.uint8)
+    return offsets, np.ascontiguousarray(gathered).view(dtype).reshape(-1)
+
+
 def decode(record: bytes | memoryview) -> Event:
     """The Event of one record's bytes."""
     view = memoryview(record).cast("B")
