@@ -3,7 +3,8 @@
 - fixed: units x `qty` (shares or contracts);
 - vol_target: units x weight x equity / (price x multiplier), weight = target volatility / realized
   volatility of the last `VOL_WINDOW` bar returns (annualised with `BARS_PER_YEAR`), clipped to ±1;
-- kelly: units x the fractional Kelly weight (quarter Kelly) of the same returns' mean and variance,
+- kelly: units x the fractional Kelly weight (quarter Kelly, capped by the same volatility target) of the
+  last returns' |mean| and variance,
   clipped to ±1, x equity / (price x multiplier).
 
 Too few returns, a non-finite price or a zero volatility size to 0 (fail safe): no position rather than
@@ -25,16 +26,14 @@ def quantity(cfg, units: float, price: float, equity: float, returns: np.ndarray
         return 0.0
     if cfg.sizing == "fixed":
         return float(units) * cfg.qty
-    from argus.sizing import Forecast, kelly_weight, vol_target_weight
+    from argus.sizing import SizingConfig, size_from_values
 
     recent = returns[-VOL_WINDOW:]
     if len(recent) < VOL_WINDOW or not math.isfinite(price) or price <= 0 or equity <= 0:
         return 0.0
     sigma = float(np.std(recent, ddof=1)) * math.sqrt(BARS_PER_YEAR)
-    if cfg.sizing == "vol_target":
-        decision = vol_target_weight(sigma, TARGET_VOL, w_max=1.0)
-    else:
-        mu = float(np.mean(recent)) * BARS_PER_YEAR
-        decision = kelly_weight(Forecast(mu=abs(mu), sigma=sigma, edge=abs(mu), cost=0.0, confidence=1.0), w_max=1.0)
-    weight = decision.weight if hasattr(decision, "weight") else float(decision)
-    return float(units) * math.floor(abs(weight) * equity / (price * multiplier)) * (1 if weight >= 0 else -1)
+    # The sign of the position is the strategy's (its units); the sizer decides the magnitude only.
+    mu = abs(float(np.mean(recent))) * BARS_PER_YEAR if cfg.sizing == "kelly" else 1.0
+    config = SizingConfig(method=cfg.sizing, target_vol=TARGET_VOL, w_max=1.0)
+    weight = abs(size_from_values(mu, sigma, config=config).weight)
+    return float(units) * math.floor(weight * equity / (price * multiplier))
