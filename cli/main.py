@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from argus.cli import demo, ingest, live, log, options, outcomes, regimes, replay, serve
+from argus.cli import backtest, demo, ingest, live, log, options, outcomes, regimes, replay, serve
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 3
@@ -64,6 +64,7 @@ cli.add_command(serve.serve)
 cli.add_command(live.live)
 cli.add_command(options.options)
 cli.add_command(demo.demo)
+cli.add_command(backtest.backtest)
 
 
 def main() -> None:

@@ -38,7 +38,10 @@ from argus.log.store import instrument_event
 from argus.projections.config import load_config
 from argus.projections.engine import ProjectionEngine
 from argus.replay import sizing_rules
-from argus.replay.context import BarView, StrategyContext, _Series
+from argus.kernels.market_regime import MARKET_REGIME_NAMES
+from argus.kernels.regimes import TREND_REGIME_NAMES, VOL_REGIME_NAMES
+from argus.projections.sessions import SESSION_NAMES
+from argus.replay.context import BarView, QuoteView, StrategyContext, _Series
 from argus.replay.execution import BarExecution, CancelReport, FillReport, Order, QuoteExecution, RejectReport
 from argus.replay.metrics import compute_metrics, round_trips
 from argus.replay.settings import BacktestConfig, run_id_of
@@ -153,6 +156,7 @@ class _Run:
             self.execution = QuoteExecution(costs, latency_ns=int(ex.latency_ms * 1e6), stale_after_ns=stale)
         else:
             self.execution = BarExecution(costs)
+        self.bars_fill = ex.fill == "next_open"
         self.ctx = StrategyContext(symbols=tuple(i.symbol for i in instruments), cash=cfg.cash)
         self.events: list[Event] = []
         self.next_order = 1
@@ -174,6 +178,7 @@ class _Run:
         self.n_bars = 0
         self.n_signals = 0
         self.bar_start = 0
+        self.session_close: dict[int, int] = {}
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -205,7 +210,7 @@ class _Run:
             entering = abs(desired) > abs(ctx.positions[sym] + self.pending[sym]) or desired * ctx.positions[sym] < 0
             if entering and self.strategy.filters is not None and not self.strategy.filters.allows(ctx, sym):
                 return
-            self._submit(sym, delta, "market", math.nan, math.nan, "gtc", intent.reason, intent.exits,
+            self._submit(sym, delta, "market", math.nan, math.nan, "gtc", intent.reason or "target", intent.exits,
                          "exit" if desired == 0 else "entry", index, intent.units)
         else:
             qty = sizing_rules.quantity(self.cfg, intent.units, price, ctx.equity, self.vols[sym].view(),
@@ -215,7 +220,7 @@ class _Run:
             if self.strategy.filters is not None and not self.strategy.filters.allows(ctx, sym):
                 return
             self._submit(sym, qty, intent.order_type, intent.limit_price, intent.stop_price, intent.time_in_force,
-                         intent.reason, intent.exits, "entry", index, intent.units)
+                         intent.reason or intent.order_type, intent.exits, "entry", index, intent.units)
 
     def _submit(self, sym: str, qty: float, otype: str, limit: float, stop: float, tif: str, reason: str,
                 exits, role: str, index: int, units: float) -> int:
@@ -344,13 +349,16 @@ class _Run:
 
     # -- market records --------------------------------------------------------------------------
 
-    def bar(self, inst: _Instrument, row, ts: int, last_of_session: bool) -> None:
+    def bar(self, row, ts: int) -> None:
+        inst = self.by_market[int(row["instrument_id"])]
         ctx = self.ctx
         ctx.now, ctx.offset = ts, int(row["offset"])
         sym = inst.symbol
         self.bar_start = int(row["ts_start"])  # a bar fill happens at its open: the market time of the fill
-        self.reports(self.execution.on_bar(inst.market_id, ctx.offset, ts, float(row["open"]), float(row["high"]),
-                                           float(row["low"]), float(row["close"]), int(row["session"])))
+        if self.bars_fill:
+            self.reports(self.execution.on_bar(inst.market_id, ctx.offset, ts, float(row["open"]),
+                                               float(row["high"]), float(row["low"]), float(row["close"]),
+                                               int(row["session"])))
         prev_close = ctx.last_price.get(sym)
         view = BarView(sym, inst.market_id, ctx.offset, int(row["ts_start"]), int(row["ts_end"]), int(row["session"]),
                        float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]),
@@ -362,11 +370,49 @@ class _Run:
         if prev_close:
             self.vols[sym].append(math.log(view.close / prev_close) if view.close > 0 and prev_close > 0 else 0.0)
         self.n_bars += 1
+        last_of_session = view.ts_end >= self.session_close.get(view.session, 1 << 62)
         self._time_exits(sym, last_of_session)
         self.intents(self.strategy.on_bar(ctx, view))
         gross = sum(abs(q) * ctx.last_price.get(s, 0.0) * self.by_symbol[s].multiplier
                     for s, q in ctx.positions.items() if q)
         self.equity_rows.append((int(row["ts_end"]), ctx.equity, ctx.cash, gross))
+
+    def quote(self, rec, offset: int, ts: int) -> None:
+        ctx = self.ctx
+        ctx.now, ctx.offset = ts, offset
+        inst = self.by_market[int(rec["instrument_id"])]
+        self.reports(self.execution.on_quote(inst.market_id, offset, ts, int(rec["ts_event"]), float(rec["bid"]),
+                                             float(rec["ask"]), float(rec["bid_size"]), float(rec["ask_size"])))
+        if "quotes" in self.strategy.uses:
+            self.intents(self.strategy.on_quote(ctx, QuoteView(inst.symbol, offset, int(rec["ts_event"]), ts,
+                                                               float(rec["bid"]), float(rec["ask"]),
+                                                               float(rec["bid_size"]), float(rec["ask_size"]))))
+
+    def trade(self, rec, offset: int, ts: int) -> None:
+        ctx = self.ctx
+        ctx.now, ctx.offset = ts, offset
+        self.reports(self.execution.on_trade(int(rec["instrument_id"]), offset, ts, float(rec["price"]),
+                                             float(rec["size"])))
+
+    def context_row(self, kind: str, row, ts: int) -> None:
+        ctx = self.ctx
+        ctx.now, ctx.offset = ts, int(row["offset"])
+        if kind == "sessions":
+            before, after = SESSION_NAMES[int(row["from_label"])], SESSION_NAMES[int(row["to_label"])]
+            ctx._session_label = after
+            if isinstance(self.execution, QuoteExecution):
+                self.reports(self.execution.expire_day_orders(ctx.offset, ts))
+            self.intents(self.strategy.on_session(ctx, before, after))
+        elif kind == "risk_flow":
+            ctx._risk_flow = float(row["value"])
+        elif kind == "market_regime":
+            ctx._market_regime = MARKET_REGIME_NAMES[int(row["regime"])]
+        elif kind == "regimes":
+            sym = self.by_market[int(row["instrument_id"])].symbol
+            ctx._regime[sym] = {"vol": VOL_REGIME_NAMES[int(row["vol_regime"])],
+                                "trend": TREND_REGIME_NAMES[int(row["trend_regime"])], "rv": float(row["rv"]),
+                                "rv_percentile": float(row["rv_percentile"]), "adx": float(row["adx"])}
+            self.intents(self.strategy.on_regime(ctx, sym, ctx._regime[sym]))
 
     def _time_exits(self, sym: str, last_of_session: bool) -> None:
         held = self.exits.get(sym)
@@ -395,9 +441,10 @@ def _ts_recv_at(chunk, offsets: np.ndarray) -> np.ndarray:
 
 
 def run_backtest(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs_dir: Path | None = None,
-                 progress: Callable[[int], None] | None = None) -> BacktestResult:
+                 progress: Callable[[int], None] | None = None, mode: str = "chunk") -> BacktestResult:
     """Run `strategy` over the market log per `cfg`; write the run log under `runs_dir/<run_id>/` when
-    given (an existing run with the same id must have the same digest, else RuntimeError)."""
+    given (an existing run with the same id must have the same digest, else RuntimeError). `mode`
+    "event" feeds the reducers one record at a time (the live path); the result is the same."""
     t0 = time.perf_counter()
     head = log.head()
     to_offset = head if cfg.to_offset is None else min(cfg.to_offset, head)
@@ -430,29 +477,72 @@ def run_backtest(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs
     engine = ProjectionEngine(log, projection_config(cfg, strategy, source))
     ids = np.array([i.market_id for i in instruments], dtype=np.uint32)
     strategy.on_start(run.ctx)
+    table = engine.config.sessions()
+    run.session_close = dict(zip(table[:, 0].tolist(), table[:, 1].tolist(), strict=True))
     n_events = 0
-    pending_bar = None  # bars are held one step so the last bar of a session is known when it is processed
-    for chunk, rows in engine.stream(cfg.from_offset, to_offset):
+    for chunk, rows in engine.stream(cfg.from_offset, to_offset, mode=mode):
         n_events += chunk.stop - chunk.start
-        bars = rows.get("bars")
-        if bars is None or not len(bars):
-            if progress is not None:
-                progress(chunk.stop - chunk.start)
-            continue
+        _feed(run, cfg, chunk, rows, ids)
+        if progress is not None:
+            progress(chunk.stop - chunk.start)
+    return _finish(log, run, cfg, run_id, config_hash, canonical, n_events, runs_dir, t0, instruments)
+
+
+_CONTEXT_OUTPUTS = ("sessions", "risk_flow", "market_regime", "regimes")
+
+
+def _feed(run: _Run, cfg: BacktestConfig, chunk, rows: dict[str, np.ndarray], ids: np.ndarray) -> None:
+    """Hand one chunk's emitted rows (and, in quote mode, its quotes and trades) to the run in offset
+    order. At one offset, context rows (sessions, risk flow, regimes) come first, then market records,
+    then bars: a bar's strategy callback sees the regime its own close produced."""
+    items: list[tuple[np.ndarray, int, str, np.ndarray]] = []  # (offsets, phase, kind, rows)
+    for phase, name in enumerate(_CONTEXT_OUTPUTS):
+        arr = rows.get(name)
+        if arr is not None and len(arr):
+            if "instrument_id" in arr.dtype.names and name == "regimes":
+                arr = arr[(arr["spec"] == 0) & np.isin(arr["instrument_id"], ids)]
+            items.append((arr["offset"].astype(np.int64), phase, name, arr))
+    if cfg.execution.fill == "quote":
+        for phase, etype, name in ((4, EventType.QUOTE, "quote"), (5, EventType.TRADE, "trade")):
+            offs, recs = codec.fixed_records(chunk.body, chunk.first_offset, etype, chunk.start, chunk.stop)
+            keep = np.isin(recs["instrument_id"], ids)
+            if keep.any():
+                items.append((offs[keep].astype(np.int64), phase, name, recs[keep]))
+    bars = rows.get("bars")
+    if bars is not None and len(bars):
         bars = bars[(bars["spec"] == 0) & np.isin(bars["instrument_id"], ids)]
         if cfg.from_ts is not None:
             bars = bars[bars["ts_end"] > cfg.from_ts]
         if cfg.to_ts is not None:
             bars = bars[bars["ts_end"] <= cfg.to_ts]
-        ts = _ts_recv_at(chunk, bars["offset"].astype(np.int64)) if len(bars) else np.empty(0, np.int64)
-        for j in range(len(bars)):
-            row = bars[j]
-            inst = run.by_market[int(row["instrument_id"])]
-            run.bar(inst, row, int(ts[j]), False)
-        if progress is not None:
-            progress(chunk.stop - chunk.start)
-    del pending_bar
-    return _finish(log, run, cfg, run_id, config_hash, canonical, n_events, runs_dir, t0, instruments)
+        if len(bars):
+            items.append((bars["offset"].astype(np.int64), 9, "bar", bars))
+    if not items:
+        return
+    if len(items) == 1 and items[0][2] == "bar":  # the common case: bars only, already in offset order
+        offs, _, _, arr = items[0]
+        ts = _ts_recv_at(chunk, offs)
+        for j in range(len(arr)):
+            run.bar(arr[j], int(ts[j]))
+        return
+    offsets = np.concatenate([it[0] for it in items])
+    phases = np.concatenate([np.full(len(it[0]), it[1]) for it in items])
+    which = np.concatenate([np.full(len(it[0]), k) for k, it in enumerate(items)])
+    index = np.concatenate([np.arange(len(it[0])) for it in items])
+    order = np.lexsort((index, phases, offsets))
+    ts = _ts_recv_at(chunk, offsets[order])
+    for n, o in enumerate(order.tolist()):
+        _, _, kind, arr = items[which[o]]
+        row = arr[index[o]]
+        now = int(ts[n])
+        if kind == "bar":
+            run.bar(row, now)
+        elif kind == "quote":
+            run.quote(row, int(offsets[o]), now)
+        elif kind == "trade":
+            run.trade(row, int(offsets[o]), now)
+        else:
+            run.context_row(kind, row, now)
 
 
 def _finish(log: EventLog, run: _Run, cfg: BacktestConfig, run_id: str, config_hash: str, canonical: str,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["BarView", "StrategyContext"]
+__all__ = ["BarView", "QuoteView", "StrategyContext"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,20 @@ class BarView:
     low: float
     close: float
     volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteView:
+    """One quote as a strategy sees it."""
+
+    symbol: str
+    offset: int
+    ts_event: int
+    ts_recv: int
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
 
 
 class _Series:
@@ -62,7 +76,8 @@ class StrategyContext:
     last_price: dict[str, float] = field(default_factory=dict)
     _closes: dict[str, _Series] = field(default_factory=dict)
     _regime: dict[str, object] = field(default_factory=dict)
-    _market_regime: str = "neutral"
+    _market_regime: str = "unknown"
+    _risk_flow: float = float("nan")
     _session_label: str = ""
 
     def __post_init__(self) -> None:
@@ -89,8 +104,12 @@ class StrategyContext:
         return self._regime.get(symbol)
 
     def market_regime(self) -> str:
-        """The latest market regime label ("risk_on", "neutral", "risk_off") at or before now."""
+        """The latest market regime label ("risk_on", "neutral", "risk_off"; "unknown" before the first)."""
         return self._market_regime
+
+    def risk_flow(self) -> float:
+        """The latest global risk flow value at or before now (NaN before the first)."""
+        return self._risk_flow
 
     def session_label(self) -> str:
         return self._session_label

@@ -240,7 +240,12 @@ class Strategy:
     def on_quote(self, ctx, quote) -> Any:
         return None
 
-    def on_regime(self, ctx, row) -> Any:
+    def on_regime(self, ctx, symbol: str, regime: dict) -> Any:
+        """The volatility/trend regime of `symbol` (vol, trend, rv, rv_percentile, adx) at a bar close."""
+        return None
+
+    def on_session(self, ctx, before: str, after: str) -> Any:
+        """A global session transition (argus.projections.sessions names: asia, europe, us_pre, ...)."""
         return None
 
     def on_chain(self, ctx, chain) -> Any:
