@@ -33,14 +33,14 @@ import numpy as np
 from argus.events import codec
 from argus.events.codec import Event
 from argus.events.types import EventType, InstrumentKind
+from argus.kernels.market_regime import MARKET_REGIME_NAMES
+from argus.kernels.regimes import TREND_REGIME_NAMES, VOL_REGIME_NAMES
 from argus.log import EventLog
 from argus.log.store import instrument_event
 from argus.projections.config import load_config
 from argus.projections.engine import ProjectionEngine
-from argus.replay import sizing_rules
-from argus.kernels.market_regime import MARKET_REGIME_NAMES
-from argus.kernels.regimes import TREND_REGIME_NAMES, VOL_REGIME_NAMES
 from argus.projections.sessions import SESSION_NAMES
+from argus.replay import sizing_rules
 from argus.replay.context import BarView, QuoteView, StrategyContext, _Series
 from argus.replay.execution import BarExecution, CancelReport, FillReport, Order, QuoteExecution, RejectReport
 from argus.replay.metrics import compute_metrics, round_trips
