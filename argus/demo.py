@@ -4,7 +4,9 @@ and a summary of what Argus derived from it.
 `run_demo(data_dir, DemoConfig(...))`:
 1. refuses a data directory whose log already holds events (`DemoError`, naming the path);
 2. writes the seeded synthetic market with option chains (`write_synthetic_market`);
-3. replays every projection of the default configuration into the derived store (as `argusctl replay`);
+3. replays every projection of the default configuration plus the options projection (PoP and IV-anomaly
+   records of the first symbol's snapshots at 10:00 and 15:30 New York time), written to
+   `<data>/projections.yaml` (which `argusctl replay` uses there by default), into the derived store;
 4. reads "regimes now" from the derived store: per symbol the last vol/trend regime and BOCPD p_change on
    5m bars, and the last market regime row;
 5. lists the top put credit spreads of the first symbol's latest chain (`SpreadFilter()` defaults,
@@ -24,6 +26,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +38,11 @@ VOL_REGIMES = ("unknown", "low", "normal", "high", "extreme")
 TREND_REGIMES = ("unknown", "up", "down", "range")
 MARKET_REGIMES = ("unknown", "risk-on", "neutral", "risk-off")
 REGIME_TIMEFRAME = "5m"
+#: The projection configuration file of a data directory (argusctl replay's default when present).
+DATA_CONFIG = "projections.yaml"
+#: The New York times of day of the snapshots the demo's options projection analyses (two a day keeps
+#: the demo short; every snapshot of three symbols would take minutes on two cores).
+DEMO_OPTION_TIMES = ("10:00", "15:30")
 
 
 class DemoError(ArgusError):
@@ -60,6 +68,13 @@ class DemoConfig:
             raise ValueError(f"top = {self.top!r} must be >= 1")
         if self.paths < 1000:
             raise ValueError(f"paths = {self.paths!r} must be >= 1000")
+
+
+def demo_projection_yaml(symbol: str, top: int) -> str:
+    """The demo's projection configuration: the defaults plus the options projection on `symbol`."""
+    times = ", ".join(f'"{t}"' for t in DEMO_OPTION_TIMES)
+    return ("# argusctl demo: the default projections plus PoP and IV-anomaly records (argus.projections.options)\n"
+            f"options: {{symbols: [{symbol}], times: [{times}], top: {int(top)}, paths: 20000}}\n")
 
 
 def _name(names: tuple[str, ...], code: int) -> str:
@@ -244,7 +259,12 @@ def run_demo(data_dir: str | os.PathLike, config: DemoConfig | None = None, *, p
         summary = write_synthetic_market(lg, syn, progress=progress)
         ingest_s = time.perf_counter() - t
 
-        pconf = load_config(None)
+        # The default projections plus the options projection (DEMO_OPTIONS), written to <data>/projections.yaml,
+        # the configuration `argusctl replay` uses in this data directory when given no --config.
+        config_path = os.path.join(os.fspath(data_dir), DATA_CONFIG)
+        with open(config_path, "w") as fh:
+            fh.write(demo_projection_yaml(syn.symbols[0], cfg.top))
+        pconf = load_config(Path(config_path))
         engine = ProjectionEngine(lg, pconf)
         store = DerivedStore.for_config(os.fspath(data_dir), pconf.config_hash, engine.projections.output_names())
         engine.store = store
@@ -262,6 +282,7 @@ def run_demo(data_dir: str | os.PathLike, config: DemoConfig | None = None, *, p
     anomalies = _anomalies(chain, DEFAULT_RATE, cfg.top)
     return {
         "data": os.fspath(data_dir),
+        "config": config_path,
         "device": device,
         "market": {"seed": cfg.seed, "symbols": list(syn.symbols), "days": summary.days,
                    "first_day": summary.first_day, "last_day": summary.last_day, "quotes": summary.quotes,

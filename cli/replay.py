@@ -15,11 +15,13 @@ from argus.cli.output import emit, log_dir
 @click.option("--to-offset", type=click.IntRange(min=0), default=None, help="Stop before this offset (default: head).")
 @click.option("--fresh", is_flag=True, help="Start from empty state at --from-offset instead of a snapshot.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Projection configuration (YAML); default: 1m and 5m bars, default indicators, positions.")
+              help="Projection configuration (YAML); default: DATA/projections.yaml when it exists (argusctl demo "
+                   "writes one), else 1m and 5m bars, default indicators, regimes, positions.")
 @click.option("--mode", type=click.Choice(["chunk", "event"]), default="chunk", show_default=True,
               help="Feed reducers a chunk at a time (replay) or an event at a time (the live path).")
 @click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
-              help="Write bars.parquet, indicators.parquet, positions.parquet to this directory.")
+              help="Write one Parquet file per output (bars, indicators, positions, ..., option_pop, "
+                   "option_anomalies) to this directory.")
 @click.option("--no-store", is_flag=True, help="Do not write outputs or snapshots to the derived store.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
@@ -32,6 +34,11 @@ def replay(ctx: click.Context, from_offset: int, to_offset: int | None, fresh: b
     from argus.projections.export import export_parquet
     from argus.projections.store import DerivedStore
 
+    if config_path is None:
+        from pathlib import Path
+
+        default = Path(ctx.obj["data"]) / "projections.yaml"
+        config_path = default if default.is_file() else None
     config = load_config(config_path)
     with EventLog.open(log_dir(ctx), readonly=True) as lg:
         engine = ProjectionEngine(lg, config)

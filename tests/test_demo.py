@@ -49,6 +49,9 @@ def test_digests_match_an_independent_replay(demo_run):
     assert out["digests"]["config_hash"] == rep["config_hash"]
     assert out["outputs"] == {k: v["outputs"] for k, v in rep["projections"].items()}
     assert out["outputs"]["bars"] > 0
+    # The options projection (PoP and IV-anomaly records of SPY's 10:00 and 15:30 chains) is part of it.
+    assert out["outputs"]["option_pop"] > 0 and "option_anomalies" in out["outputs"]
+    assert out["config"].endswith("projections.yaml")
 
 
 def test_regimes_now(demo_run):

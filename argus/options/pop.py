@@ -16,20 +16,23 @@ the ts_recv of the log's last event at or before `at_offset` — the reference o
   contracts (puts K < F, calls K >= F) with bid > 0, ask >= bid and a finite mid, weights
   1/max(ask - bid, 0.01) (capped at 100), on the requested expiry only (fit="expiry", the default) or on
   every expiry at least one day out (fit="all"), with at most `fit_evals` (default 20) function
-  evaluations and tolerances 1e-6 — the fit dominates the run time (each evaluation prices the chain
-  with finite-difference Jacobians), the Monte Carlo at 200,000 paths takes about 0.1 s;
+  evaluations and tolerances 1e-6 (analytic Jacobian: a few hundredths of a second for one expiry; the
+  Monte Carlo at 200,000 paths takes about 0.1 s);
 - Monte Carlo (argus.kernels.heston_mc.mc_spread) with `paths` (default 200,000) and `steps`
   (default max(16, ceil(50 T))), seed = the snapshot's log offset unless `seed` is given, so the same
   log and arguments give the same numbers;
 - beside it the lognormal PoP: P(the P&L at expiry > 0), i.e. S_T beyond the breakeven, under the
   risk-neutral lognormal with the short strike's IV (the row's iv, else implied from its mid, else the
   ATM IV).
+
+The computation itself is `argus.projections.options.vertical_pop`, which the options projection of
+`argusctl replay` runs on every analysed snapshot: the same chain, spread and arguments give the same
+numbers here and in the projection's `option_pop` records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -37,7 +40,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from argus.events.layout import HEADER_DTYPE
-from argus.events.types import EventType, OptionRight
+from argus.events.types import EventType
+from argus.projections.options import implied_div, lognormal_pop, vertical_pop
 
 __all__ = ["Chain", "StaleChainError", "latest_chain", "spread_pop"]
 
@@ -124,55 +128,16 @@ def latest_chain(log, symbol: str, at_offset: int | None = None, max_age_ns: int
     return chain
 
 
-def _implied_div(rows: np.ndarray, spot: float, t: float, r: float) -> float:
-    """Median dividend yield implied by put–call parity at the strikes nearest the money (0 if none)."""
-    calls = rows[rows["right"] == int(OptionRight.CALL)]
-    puts = rows[rows["right"] == int(OptionRight.PUT)]
-    common, ic, ip = np.intersect1d(calls["strike"], puts["strike"], return_indices=True)
-    if common.size == 0:
-        return 0.0
-    c, p = calls[ic], puts[ip]
-    ok = (c["bid"] > 0) & (p["bid"] > 0) & (c["ask"] >= c["bid"]) & (p["ask"] >= p["bid"])
-    if not ok.any():
-        return 0.0
-    k = common[ok]
-    diff = 0.5 * (c["bid"][ok] + c["ask"][ok]) - 0.5 * (p["bid"][ok] + p["ask"][ok])
-    near = np.argsort(np.abs(k - spot))[:5]
-    fwd = k[near] + math.exp(r * t) * diff[near]
-    fwd = fwd[fwd > 0]
-    if fwd.size == 0:
-        return 0.0
-    return float(np.median(r - np.log(fwd / spot) / t))
-
-
-def _lognormal_pop(spot, t, r, q, iv, short, long, right, credit) -> float:
-    """P(P&L at expiry > 0) for the vertical under a risk-neutral lognormal S_T with volatility iv."""
-    from scipy.stats import norm
-
-    put = right == "put"
-    # P&L is monotone in S_T between its values at S -> 0 and S -> inf.
-    pnl0 = credit - short + long if put else credit
-    pnl_inf = credit if put else credit + short - long
-    if min(pnl0, pnl_inf) > 0:
-        return 1.0
-    if max(pnl0, pnl_inf) <= 0:
-        return 0.0
-    if put:
-        be = short - credit if short > long else long + credit
-    else:
-        be = short + credit if short < long else long - credit
-    d2 = (math.log(spot / be) + (r - q - 0.5 * iv * iv) * t) / (iv * math.sqrt(t))
-    p_above = float(norm.cdf(d2))
-    return p_above if pnl_inf > 0 else 1.0 - p_above
+# The numerics live below the projection engine (the options projection of `argusctl replay` runs the same
+# code); the old private names stay for existing callers.
+_implied_div = implied_div
+_lognormal_pop = lognormal_pop
 
 
 def spread_pop(chain: Chain, expiry: str, short: float, long: float, right: str = "put", *, rate: float = 0.05,
                div: float | None = None, paths: int = 200_000, steps: int | None = None, seed: int | None = None,
                fit: str = "expiry", fit_evals: int = 20, device: str = "auto") -> dict:
     """PoP and P&L statistics of the vertical (short `short`, long `long`, same `right`); see the module doc."""
-    from argus.analytics.black_scholes import implied_vol
-    from argus.analytics.heston import calibrate_heston
-    from argus.kernels.heston_mc import mc_spread
     from argus.options.pricing import resolve_device
 
     start = time.perf_counter()
@@ -193,56 +158,19 @@ def spread_pop(chain: Chain, expiry: str, short: float, long: float, right: str 
         raise ValueError(f"expiry {expiry} is not in the {chain.symbol} chain at offset {chain.offset}; "
                          f"listed: {', '.join(chain.expiries())}")
     exp_ns = int(sel["expiry_ns"][0])
-    t = (exp_ns - chain.ts_event) / YEAR_NS
-    if not t > 0:
+    if not exp_ns > chain.ts_event:
         raise ValueError(f"expiry {expiry} is not after the snapshot time")
-    code = int(OptionRight.PUT if right == "put" else OptionRight.CALL)
-    side = sel[sel["right"] == code]
-
-    def leg(k: float) -> np.void:
-        m = side[np.isclose(side["strike"], k, rtol=0, atol=1e-9)]
-        if m.size == 0:
-            raise ValueError(f"strike {k:g} {right} is not listed for {expiry}; listed: "
-                             f"{', '.join(f'{x:g}' for x in np.sort(side['strike']))}")
-        return m[0]
-
-    rs, rl = leg(short), leg(long)
-    credit = float(rs["bid"] - rl["ask"])
-    width = abs(short - long)
+    try:
+        res = vertical_pop(rows, chain.spot, chain.ts_event, exp_ns, short, long, right, offset=chain.offset,
+                           rate=rate, div=div, paths=paths, steps=steps, seed=seed, fit=fit, fit_evals=fit_evals)
+    except ValueError as err:
+        raise ValueError(str(err).replace("for that expiry", f"for {expiry}")) from None
+    hp, mc, fitres = res["params"], res["mc"], res["fit"]
+    t, credit, width, q, iv, n_steps, mc_seed = (res["years"], res["credit"], res["width"], res["div"],
+                                                 res["lognormal_iv"], res["steps"], res["seed"])
+    ln_pop = res["lognormal_pop"]
     spot = chain.spot
-    q = _implied_div(sel, spot, t, rate) if div is None else float(div)
-
-    # Calibration set.
-    cal = rows if fit == "all" else sel
-    cal_t = (cal["expiry_ns"] - chain.ts_event) / YEAR_NS
-    mid = 0.5 * (cal["bid"] + cal["ask"])
-    fwd = spot * np.exp((rate - q) * cal_t)
-    is_call = cal["right"] == int(OptionRight.CALL)
-    otm = np.where(is_call, cal["strike"] >= fwd, cal["strike"] < fwd)
-    ok = (cal["bid"] > 0) & (cal["ask"] >= cal["bid"]) & np.isfinite(mid) & otm
-    ok &= cal_t >= (1.0 / 365.0 if fit == "all" else 0.0)
-    ok &= cal_t > 0
-    if ok.sum() < 5:
-        raise ValueError(f"only {int(ok.sum())} usable OTM quotes for the Heston fit (need 5)")
-    weights = np.minimum(1.0 / np.maximum(cal["ask"][ok] - cal["bid"][ok], 0.01), 100.0)
-    fitres = calibrate_heston(spot, rate, q, cal["strike"][ok], cal_t[ok], mid[ok],
-                              np.where(is_call[ok], "call", "put"), weights=weights,
-                              xtol=1e-6, ftol=1e-6, gtol=1e-6, max_nfev=int(fit_evals))
-    hp = fitres.params
-
-    # Lognormal PoP with the short strike's IV.
-    iv = float(rs["iv"])
-    if not (math.isfinite(iv) and iv > 0):
-        iv = float(implied_vol(0.5 * (rs["bid"] + rs["ask"]), spot, short, t, rate, q, right == "call"))
-    if not (math.isfinite(iv) and iv > 0):
-        atm = side[np.argmin(np.abs(side["strike"] - spot))]
-        iv = float(atm["iv"]) if math.isfinite(atm["iv"]) and atm["iv"] > 0 else 0.2
-    ln_pop = _lognormal_pop(spot, t, rate, q, iv, short, long, right, credit)
-
-    n_steps = max(16, math.ceil(50 * t)) if steps is None else int(steps)
-    mc_seed = chain.offset if seed is None else int(seed)
-    mc = mc_spread(spot, rate, q, hp.v0, hp.kappa, hp.theta, hp.sigma, hp.rho, t, short, long, right, credit,
-                   int(paths), n_steps, mc_seed)
+    fit_n = res["fit_n"]
     return {
         "symbol": chain.symbol,
         "snapshot_offset": chain.offset,
@@ -261,7 +189,7 @@ def spread_pop(chain: Chain, expiry: str, short: float, long: float, right: str 
         "div": q,
         "heston": {"v0": hp.v0, "kappa": hp.kappa, "theta": hp.theta, "sigma": hp.sigma, "rho": hp.rho},
         "fit": fit,
-        "fit_n": int(ok.sum()),
+        "fit_n": int(fit_n),
         "fit_rmse": fitres.rmse,
         "fit_max_abs_error": fitres.max_abs_error,
         "feller": fitres.feller_ok,

@@ -18,13 +18,33 @@ snapshot. Example (also the default):
     risk_flow: {}           # 0.4 Asia + 0.4 Europe + 0.2 FX (symbols and weights configurable), on bars of `spec`
     market_regime: {}       # risk-on / neutral / risk-off of `index` (default SPY) on bars of `spec`
     positions: true
+    options: false          # PoP and IV-anomaly records from OptionChainSnapshot events (off by default;
+                            # true or a mapping, see OPTIONS_DEFAULTS and argus.projections.options)
     snapshot_every: 100000  # events between snapshots
+
+The `options` section (every field optional; `options: true` takes the defaults):
+
+    symbols: all            # or a list, e.g. [SPY]; symbols not in the log are ignored
+    right: put              # credit spreads of puts or calls
+    top: 5                  # spreads per snapshot, best natural credit/width first
+    short_delta: [0.10, 0.30]  # |delta| range of the short leg
+    dte: [7, 60]            # days-to-expiry range of the candidates
+    rate: 0.05              # risk-free rate of the fit, the Monte Carlo and the IV inversion
+    paths: 20000            # Monte Carlo paths per spread (seed = the snapshot's log offset)
+    steps: null             # time steps (null: max(16, ceil(50 T)))
+    fit: expiry             # Heston fit to the spread's expiry, or `all` expiries at least a day out
+    fit_evals: 20           # most function evaluations of one Heston fit
+    max_age: 15m            # a snapshot received more than this after its ts_event is stale: skipped
+    times: null             # or New York times of day, e.g. ["10:00", "15:30"]: only snapshots taken then
+    anomalies: true         # the SVI surface's flagged quotes (option_anomalies)
+    z: 4.0                  # robust z above which a quote is an outlier
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +60,12 @@ _KINDS = ("time", "session", "volume", "dollar")
 RISK_FLOW_GROUPS = {"asia": ("EWJ", "FXI", "EWT", "EWY", "INDA"), "europe": ("EWG", "EWU", "FEZ", "EWL"),
                     "fx": ("USD/JPY",)}
 _SOURCES = ("trades", "provider")
+
+
+#: Defaults of the `options` section (see the module doc).
+OPTIONS_DEFAULTS: dict[str, Any] = {"symbols": "all", "right": "put", "top": 5, "short_delta": [0.10, 0.30],
+                                    "dte": [7, 60], "rate": 0.05, "paths": 20_000, "steps": None, "fit": "expiry",
+                                    "fit_evals": 20, "max_age": "15m", "times": None, "anomalies": True, "z": 4.0}
 
 
 class ConfigError(ValueError):
@@ -82,18 +108,23 @@ class ProjectionConfig:
     hmm: dict[str, Any] | None = None
     risk_flow: dict[str, Any] | None = None
     market_regime: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None  # None: off
     calendar: str = "XNYS"
     extended_hours: bool = False
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
     _hash: bytes = field(default=b"", compare=False, repr=False)
 
     def canonical(self) -> dict[str, Any]:
-        """What the hash covers (snapshot_every does not change any output, so it is left out)."""
-        return {"version": 2, "bars": [b.as_dict() for b in self.bars], "indicators": list(self.indicators),
-                "positions": self.positions, "calendar": self.calendar, "extended_hours": self.extended_hours,
-                "session_range": list(SESSION_RANGE), "quality": self.quality, "sessions": self.sessions_tags,
-                "regimes": self.regimes, "bocpd": self.bocpd, "outcomes": self.outcomes, "hmm": self.hmm,
-                "risk_flow": self.risk_flow, "market_regime": self.market_regime}
+        """What the hash covers (snapshot_every does not change any output, so it is left out). `options`
+        appears only when it is on, so the hashes of configurations without it are unchanged."""
+        out = {"version": 2, "bars": [b.as_dict() for b in self.bars], "indicators": list(self.indicators),
+               "positions": self.positions, "calendar": self.calendar, "extended_hours": self.extended_hours,
+               "session_range": list(SESSION_RANGE), "quality": self.quality, "sessions": self.sessions_tags,
+               "regimes": self.regimes, "bocpd": self.bocpd, "outcomes": self.outcomes, "hmm": self.hmm,
+               "risk_flow": self.risk_flow, "market_regime": self.market_regime}
+        if self.options is not None:
+            out["options"] = self.options
+        return out
 
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
@@ -149,6 +180,82 @@ def _section(raw: dict[str, Any], name: str, default_on: bool) -> dict[str, Any]
     return dict(sorted(value.items()))
 
 
+def _number(name: str, value: Any, rule: str, ok) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or not ok(value):
+        raise ConfigError(f"options.{name} = {value!r} must be {rule}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, lo: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        raise ConfigError(f"options.{name} = {value!r} must be an integer >= {lo}")
+    return int(value)
+
+
+def _range(name: str, value: Any, lo: float, hi: float) -> list[float]:
+    if (not isinstance(value, list | tuple) or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not lo <= value[0] <= value[1] <= hi):
+        raise ConfigError(f"options.{name} = {value!r} must be a [low, high] pair with {lo:g} <= low <= high <= {hi:g}")
+    return [float(value[0]), float(value[1])]
+
+
+def _options_section(raw: Any) -> dict[str, Any] | None:
+    """The validated `options` section with every default filled in (None: off)."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"options = {raw!r} must be true, false or a mapping of parameters")
+    unknown = set(raw) - set(OPTIONS_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"options: unknown field(s) {sorted(unknown)} (known: {', '.join(sorted(OPTIONS_DEFAULTS))})")
+    o = {**OPTIONS_DEFAULTS, **raw}
+    symbols = o["symbols"]
+    if isinstance(symbols, str) and symbols != "all":
+        symbols = [s.strip() for s in symbols.split(",") if s.strip()]
+    if symbols != "all" and (not isinstance(symbols, list) or not symbols
+                             or not all(isinstance(s, str) and s for s in symbols)):
+        raise ConfigError(f"options.symbols = {o['symbols']!r} must be 'all' or a non-empty list of symbols")
+    o["symbols"] = symbols if symbols == "all" else sorted(set(symbols))
+    if o["right"] not in ("put", "call"):
+        raise ConfigError(f"options.right = {o['right']!r} must be 'put' or 'call'")
+    o["top"] = _integer("top", o["top"], 1)
+    o["short_delta"] = _range("short_delta", o["short_delta"], 0.0, 1.0)
+    o["dte"] = _range("dte", o["dte"], 0.0, 36500.0)
+    o["rate"] = _number("rate", o["rate"], "a finite number in [-1, 1]", lambda v: -1 <= v <= 1)
+    o["paths"] = _integer("paths", o["paths"], 1000)
+    if o["steps"] is not None:
+        o["steps"] = _integer("steps", o["steps"], 1)
+    if o["fit"] not in ("expiry", "all"):
+        raise ConfigError(f"options.fit = {o['fit']!r} must be 'expiry' or 'all'")
+    o["fit_evals"] = _integer("fit_evals", o["fit_evals"], 1)
+    try:
+        age = parse_duration(str(o["max_age"]), "options.max_age")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    o["max_age"] = format_duration(age)
+    times = o["times"]
+    if times is not None:
+        if not isinstance(times, list) or not times:
+            raise ConfigError(f"options.times = {times!r} must be null or a non-empty list of HH:MM times")
+        norm = []
+        for t in times:
+            try:
+                hh, mm = (int(x) for x in str(t).split(":"))
+                if not (0 <= hh < 24 and 0 <= mm < 60):
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"options.times: {t!r} must be a New York time of day HH:MM") from None
+            norm.append(f"{hh:02d}:{mm:02d}")
+        o["times"] = sorted(set(norm))
+    if not isinstance(o["anomalies"], bool):
+        raise ConfigError(f"options.anomalies = {o['anomalies']!r} must be true or false")
+    o["z"] = _number("z", o["z"], "a number > 0", lambda v: v > 0)
+    return dict(sorted(o.items()))
+
+
 def _bar_spec(index: int, raw: Any) -> BarSpecConfig:
     where = f"bars[{index}]"
     if isinstance(raw, str):
@@ -198,7 +305,7 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> Projection
         if not isinstance(raw, dict):
             raise ConfigError(f"projection config must be a mapping, not {type(raw).__name__}")
     known = {"bars", "indicators", "positions", "calendar", "extended_hours", "snapshot_every", "quality",
-             "sessions", "regimes", "bocpd", "outcomes", "hmm", "risk_flow", "market_regime"}
+             "sessions", "regimes", "bocpd", "outcomes", "hmm", "risk_flow", "market_regime", "options"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown field(s) {sorted(unknown)} (known: {', '.join(sorted(known))})")
@@ -255,5 +362,6 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> Projection
                             sessions_tags=bool(raw.get("sessions", True)), regimes=listeners["regimes"],
                             bocpd=listeners["bocpd"], outcomes=listeners["outcomes"], hmm=listeners["hmm"],
                             risk_flow=listeners["risk_flow"], market_regime=listeners["market_regime"],
-                            calendar=calendar, extended_hours=bool(raw.get("extended_hours", False)),
+                            options=_options_section(raw.get("options")), calendar=calendar,
+                            extended_hours=bool(raw.get("extended_hours", False)),
                             snapshot_every=every)

@@ -137,6 +137,12 @@ class Projections:
         if config.positions:
             self.positions = PositionReducer("positions", h)
             self.walked.append(self.positions)
+        self.options = None
+        if config.options is not None:
+            from argus.projections.options import OptionsProjection
+
+            self.options = OptionsProjection("options", h, config.options, ids)
+            self.walked.append(self.options)
         # Snapshot and digest order: the walked reducers, then the listeners.
         self.all = [*self.walked, *self.listeners]
 

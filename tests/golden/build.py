@@ -22,6 +22,10 @@ from argus.log import EventLog
 GOLDEN = Path(__file__).resolve().parent
 CONFIG = GOLDEN / "projections.yaml"
 DIGESTS = GOLDEN / "digests.json"
+#: The options projection's golden log (one seeded synthetic day of SPY with option chains), its
+#: configuration and digests: kept apart from the main golden log so that its digests stay as they were.
+OPTIONS_CONFIG = GOLDEN / "options.yaml"
+OPTIONS_DIGESTS = GOLDEN / "options_digests.json"
 SHARED = GOLDEN.parents[2] / "shared" / "data"
 
 
@@ -42,6 +46,15 @@ def build_golden_log(path: Path, shared: Path = SHARED) -> Path:
                    FileIngestOptions(kind="bars", symbol="6EH4", timeframe="1m", instrument_kind="future",
                                      columns={"ts_event": "timestamp_utc"}, progress=False))
         log.append(_fills(log))
+    return path
+
+
+def build_options_log(path: Path) -> Path:
+    """The options golden log at `path`: one synthetic day of SPY with option chains every 30 minutes
+    (14 snapshots), small chunks so that snapshots and chunk cuts fall between the chains."""
+    with EventLog.open(path, max_chunk_bytes=64 << 10) as log:
+        write_synthetic_market(log, SyntheticConfig(seed=21, symbols=("SPY",), start=dt.date(2024, 3, 7), days=1,
+                                                    events_per_day=3000, options=True))
     return path
 
 
