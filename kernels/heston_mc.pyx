@@ -4,9 +4,10 @@ The numerical kernel is kernels/heston_qe_kernel.h (header-only C, shared with a
 that CPU and GPU draw the same numbers); this module only validates arguments, runs the path loop without
 the GIL and turns the reductions into estimates with standard errors.
 
-Keying (documented contract): the random numbers of step k of path i under seed s are
-Philox4x32-10(counter = (i mod 2^32, i div 2^32, k, 0), key = (s mod 2^32, s div 2^32)); word 0 drives the
-variance step, word 1 the log-price normal.  A path is therefore reproducible on its own, results do not
+Keying (documented contract): with (w0, w1, w2, w3) = Philox4x32-10(counter = (i mod 2^32, i div 2^32,
+k div 2, 0), key = (s mod 2^32, s div 2^32)), step k of path i under seed s uses (w0, w1) when k is even
+and (w2, w3) when k is odd; the first word of the pair drives the variance step, the second the
+log-price normal (heston_qe_kernel.h spells out the mapping).  A path is therefore reproducible on its own, results do not
 depend on how paths are split into chunks/threads, and a different seed gives independent paths.
 
 The path loop is split into fixed chunks of CHUNK paths, each reducing into its own accumulator, merged in
@@ -48,6 +49,11 @@ cdef extern from "heston_qe_kernel.h" nogil:
         double hist[4096]
     void hqe_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
     double hqe_norm_inv(double p)
+    double hqe_norm_inv_w(uint32_t w, double lt)
+    double hqe_log(double x)
+    double hqe_exp(double x)
+    double hqe_u01(uint32_t x)
+    uint32_t hqe_wmin(uint32_t w)
     void hqe_prepare(hqe_model *m)
     double hqe_path(const hqe_model *m, uint64_t path, double *s_min, double *s_max)
     void hqe_european_range(const hqe_model *m, uint64_t p0, uint64_t p1, int64_t n_k, const double *strikes,
@@ -80,8 +86,23 @@ def philox4x32_10(counter4, key2):
 
 
 def norm_inv(double p):
-    """Inverse standard normal CDF (Wichura AS241) as used by the kernel."""
+    """Inverse standard normal CDF (Wichura AS241, with the kernel's own log) for any p in (0, 1)."""
     return hqe_norm_inv(p)
+
+
+def norm_inv_word(uint32_t w):
+    """The kernel's normal from one 32-bit Philox word: Phi^-1((w + 1/2) 2^-32), branch-free form."""
+    return hqe_norm_inv_w(w, hqe_log(hqe_u01(hqe_wmin(w))))
+
+
+def kernel_log(double x):
+    """The kernel's own natural log (fdlibm, < 1 ulp) for positive normal finite x."""
+    return hqe_log(x)
+
+
+def kernel_exp(double x):
+    """The kernel's own exp (fdlibm, < 1 ulp)."""
+    return hqe_exp(x)
 
 
 cdef hqe_model _model(S0, r, q, v0, kappa, theta, sigma, rho, T, n_steps, seed) except *:

@@ -46,6 +46,46 @@ def test_norm_inv_matches_scipy():
     assert np.all(np.abs(got - want) <= 1e-14 * np.maximum(1.0, np.abs(want)))
 
 
+def test_word_normal_equals_the_general_inverse_and_scipy():
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(3)
+    words = np.concatenate([rng.integers(0, 2**32, 20_000), [0, 1, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]])
+    u = (words + 0.5) * 2.0**-32
+    got = np.array([hm.norm_inv_word(int(w)) for w in words])
+    assert np.array_equal(got, np.array([hm.norm_inv(p) for p in u]))  # branch-free form: same bits
+    want = special.ndtri(u)
+    assert np.all(np.abs(got - want) <= 2e-15 * np.maximum(1.0, np.abs(want)))
+
+
+def test_kernel_log_and_exp_within_one_ulp():
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(1e-12, 3.0, 5000), np.exp(rng.uniform(-700, 700, 5000)), [2.0**-33, 1.0, 2.0]])
+    lg = np.array([hm.kernel_log(float(v)) for v in x])
+    assert np.all(np.abs(lg - np.log(x)) <= np.spacing(np.abs(np.log(x))))
+    e = rng.uniform(-700, 700, 5000)
+    ex = np.array([hm.kernel_exp(float(v)) for v in e])
+    assert np.all(np.abs(ex - np.exp(e)) <= np.spacing(np.exp(e)))
+
+
+def test_odd_step_counts_leave_the_last_calls_second_pair_unused():
+    # steps 2j and 2j + 1 share one Philox call; with an odd count the last call's words 2, 3 go unused
+    for n_steps in (1, 3, 7):
+        st, lo, hi = hm.mc_terminal(*_args(LEWIS), 2000, n_steps, 5)
+        fwd = LEWIS["S0"] * math.exp((LEWIS["r"] - LEWIS["q"]) * LEWIS["T"])
+        assert np.all(np.isfinite(st)) and abs(st.mean() - fwd) <= 4 * st.std(ddof=1) / math.sqrt(len(st))
+
+
+@pytest.mark.parametrize("sigma,rho", [(1.0, -0.9), (1.5, -0.95)])
+def test_strongly_negative_rho_high_vol_of_vol_against_the_analytic_price(sigma, rho):
+    heston = pytest.importorskip("argus.analytics.heston")
+    p = dict(LEWIS, sigma=sigma, rho=rho)
+    K = np.array([80.0, 100.0, 120.0])
+    ref = heston.heston_price(p["S0"], K, p["T"], p["r"], p["q"],
+                              heston.HestonParams(p["v0"], p["kappa"], p["theta"], sigma, rho), "call")
+    px, se = hm.mc_european(*_args(p), K, ["C"] * 3, 200_000, 64, 2)
+    assert np.all(np.abs(px - ref) <= 3 * se + BIAS), (px - ref) / se
+
+
 def test_same_seed_identical_different_seed_differs():
     a = hm.mc_european(*_args(LEWIS), [90.0, 110.0], ["C", "P"], 5000, 16, 42)
     b = hm.mc_european(*_args(LEWIS), [90.0, 110.0], ["C", "P"], 5000, 16, 42)
@@ -68,12 +108,12 @@ def test_keying_path_is_independent_of_path_count():
 
 
 def test_uniform_words_have_sane_moments():
-    # the two words used per step, over (path, step): normals with mean 0 and variance 1
+    # all four words of a call drive steps (w0, w1 even, w2, w3 odd): normals with mean 0 and variance 1
     z = []
     for i in range(2000):
-        for k in range(4):
+        for k in range(2):
             w = hm.philox4x32_10((i, 0, k, 0), (9, 0))
-            z.append(hm.norm_inv((w[1] + 0.5) * 2.0**-32))
+            z.extend(hm.norm_inv_word(x) for x in w)
     z = np.array(z)
     assert abs(z.mean()) < 4 / math.sqrt(len(z))
     assert abs(z.var() - 1) < 0.05
