@@ -149,3 +149,39 @@ def verify(ctx: click.Context, run: str, as_json: bool) -> None:
     emit(out, as_json)
     if not out["ok"]:
         sys.exit(1)
+
+
+@click.command("signals")
+@click.option("--strategy", required=True, help="Strategy name (argusctl backtest --list).")
+@click.option("--params", default=None, help="Strategy parameters: k=v,k=v.")
+@click.option("--symbols", required=True, help="Comma-separated symbols.")
+@click.option("--timeframe", default="1d", show_default=True, help="Bar length (1m, 5m, 1h, 1d) or session.")
+@click.option("--from", "from_", type=click.IntRange(min=0), default=0, show_default=True, help="First log offset.")
+@click.option("--qty", type=float, default=1.0, show_default=True, help="Shares or contracts per position unit.")
+@click.option("--follow", is_flag=True, help="Keep following the log as it grows (Ctrl-C or --duration to stop).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --follow: stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def signals(ctx: click.Context, strategy: str, params: str | None, symbols: str, timeframe: str, from_: int,
+            qty: float, follow: bool, duration: float | None, as_json: bool) -> None:
+    """Run a strategy on the market log and append its Signal events to it (live: with --follow).
+    Idempotent: a rerun appends no signal twice."""
+    import time
+
+    from argus.log import EventLog
+    from argus.replay.settings import BacktestConfig
+    from argus.replay.signals import run_signals
+    from argus.strategies.registry import default_registry
+
+    strat = default_registry().create(strategy, _params(params))
+    cfg = BacktestConfig(strategy=strategy, symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
+                         params=strat.p, timeframe=timeframe, from_offset=from_, qty=qty)
+    deadline = None if duration is None else time.monotonic() + duration
+    with EventLog.open(log_dir(ctx)) as lg:
+        try:
+            out = run_signals(lg, cfg, strat, follow=follow,
+                              should_stop=None if deadline is None else (lambda: time.monotonic() >= deadline))
+        except KeyboardInterrupt:
+            out = {"stopped": "interrupted"}
+    emit(out, as_json)

@@ -65,6 +65,7 @@ cli.add_command(live.live)
 cli.add_command(options.options)
 cli.add_command(demo.demo)
 cli.add_command(backtest.backtest)
+cli.add_command(backtest.signals)
 
 
 def main() -> None:

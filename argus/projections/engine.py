@@ -204,14 +204,17 @@ class ProjectionEngine:
                             self.projections.state_digest().hex(), total.hexdigest(),
                             self.config.config_hash.hex(), restored, reports)
 
-    def stream(self, from_offset: int = 0, to_offset: int | None = None, *,
-               mode: Mode = "chunk") -> Iterator[tuple[object, dict[str, np.ndarray]]]:
+    def stream(self, from_offset: int = 0, to_offset: int | None = None, *, mode: Mode = "chunk",
+               resume: bool = False) -> Iterator[tuple[object, dict[str, np.ndarray]]]:
         """Run fresh reducers over [from_offset, to_offset) without touching the store, yielding each
         chunk with the rows its records emitted: what a consumer (a backtest) may know once the chunk's
-        records have been processed. Every row carries the offset of the record that emitted it."""
+        records have been processed. Every row carries the offset of the record that emitted it.
+        `resume` keeps the reducers of the previous call (whose range must end at from_offset), for a
+        consumer that follows a growing log."""
         head = self.log.head()
         stop = head if to_offset is None else min(to_offset, head)
-        self.projections = Projections(self.config, self._symbol_ids())
+        if not resume:
+            self.projections = Projections(self.config, self._symbol_ids())
         with self.log.reader() as reader:
             for chunk in reader.chunks(from_offset, stop):
                 lo, hi = max(chunk.start, from_offset), min(chunk.stop, stop)

@@ -18,6 +18,7 @@ configuration on the same market log gives the same run id and the same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -27,12 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from argus.events import codec
 from argus.events.codec import Event
-from argus.events.types import EventType, InstrumentKind
+from argus.events.types import EventType, InstrumentKind, OptionRight
 from argus.kernels.market_regime import MARKET_REGIME_NAMES
 from argus.kernels.regimes import TREND_REGIME_NAMES, VOL_REGIME_NAMES
 from argus.log import EventLog
@@ -44,8 +46,9 @@ from argus.replay import sizing_rules
 from argus.replay.context import BarView, QuoteView, StrategyContext, _Series
 from argus.replay.execution import BarExecution, CancelReport, FillReport, Order, QuoteExecution, RejectReport
 from argus.replay.metrics import compute_metrics, round_trips
+from argus.replay.options_book import MULTIPLIER, ChainView, OptionsBook, osi_symbol
 from argus.replay.settings import BacktestConfig, run_id_of
-from argus.strategies.base import OrderIntent, Strategy, Target, signal_id
+from argus.strategies.base import OrderIntent, SpreadIntent, Strategy, Target, signal_id
 
 __all__ = ["BacktestResult", "run_backtest"]
 
@@ -53,7 +56,12 @@ _KIND_NAMES = {k: k.name.lower() for k in InstrumentKind}
 _SIDE = {1: 1, -1: 2}  # OrderSide
 _TYPE = {"market": 1, "limit": 2, "stop": 3}  # OrderType
 _TIF = {"day": 1, "gtc": 2, "ioc": 3}  # TimeInForce
-_NY_DAY_NS = 86_400 * 10**9
+_NEW_YORK = ZoneInfo("America/New_York")
+
+
+def _ny_day(ts: int) -> dt.date:
+    """The New York calendar date of an instant: the day the trades-per-day cap counts in."""
+    return dt.datetime.fromtimestamp(ts / 1e9, tz=_NEW_YORK).date()
 
 
 @dataclass
@@ -136,7 +144,7 @@ def projection_config(cfg: BacktestConfig, strategy: Strategy, source: str):
     if "market_regime" in uses:
         label = load_config({"bars": [spec]}).bars[0].label
         raw["risk_flow"] = {"spec": label}
-        raw["market_regime"] = {"index": strategy.p.get("regime_index", "SPY"), "spec": label}
+        raw["market_regime"] = {"index": strategy.p.get("regime_index", cfg.symbols[0]), "spec": label}
     return load_config(raw)
 
 
@@ -157,6 +165,11 @@ class _Run:
         else:
             self.execution = BarExecution(costs)
         self.bars_fill = ex.fill == "next_open"
+        self.costs = costs
+        self.options = OptionsBook(self, int(ex.max_chain_age_ms * 1e6),
+                                   {i.symbol: "cash" if i.kind == "index" else "physical" for i in instruments})
+        self.contracts: dict[tuple[str, int, float, int], int] = {}  # run-log ids of traded option contracts
+        self.next_instrument = len(instruments)
         self.ctx = StrategyContext(symbols=tuple(i.symbol for i in instruments), cash=cfg.cash)
         self.events: list[Event] = []
         self.next_order = 1
@@ -165,8 +178,9 @@ class _Run:
         self.pending: dict[str, float] = dict.fromkeys(self.by_symbol, 0.0)  # working signed qty
         self.exit_orders: dict[str, list[int]] = {s: [] for s in self.by_symbol}
         self.exits: dict[str, Any] = {}  # symbol -> (Exits, bars held) of the open position
-        self.trades_per_day: dict[tuple[str, int], int] = {}
+        self.trades_per_day: dict[tuple[str, dt.date], int] = {}
         self.fills: list[dict[str, Any]] = []
+        self.option_fills: list[dict[str, Any]] = []
         self.equity_rows: list[tuple[int, float, float, float]] = []
         self.highs = {s: _Series() for s in self.by_symbol}
         self.lows = {s: _Series() for s in self.by_symbol}
@@ -195,13 +209,17 @@ class _Run:
         for index, intent in enumerate(out if isinstance(out, list | tuple) else (out,)):
             self._intent(intent, index)
 
-    def _intent(self, intent: Target | OrderIntent, index: int) -> None:
+    def _intent(self, intent: Target | OrderIntent | SpreadIntent, index: int) -> None:
         sym = intent.symbol
         if sym not in self.by_symbol:
             raise ValueError(f"intent symbol = {sym!r}: not one of the backtest's symbols {list(self.by_symbol)}")
         ctx = self.ctx
+        if isinstance(intent, SpreadIntent):
+            self._spread_intent(intent, index)
+            return
         price = ctx.last_price.get(sym, math.nan)
         if isinstance(intent, Target):
+            self._cancel_working_market(sym)  # a new target replaces what earlier targets still have working
             desired = sizing_rules.quantity(self.cfg, intent.units, price, ctx.equity, self.vols[sym].view(),
                                             self.by_symbol[sym].multiplier)
             delta = desired - ctx.positions[sym] - self.pending[sym]
@@ -221,6 +239,16 @@ class _Run:
                 return
             self._submit(sym, qty, intent.order_type, intent.limit_price, intent.stop_price, intent.time_in_force,
                          intent.reason or intent.order_type, intent.exits, "entry", index, intent.units)
+
+    def _cancel_working_market(self, sym: str) -> None:
+        if abs(self.pending[sym]) < 1e-12:
+            return
+        iid = self.by_symbol[sym].market_id
+        for order in self.execution.working():
+            if order.instrument_id == iid and order.order_type == "market":
+                rep = self.execution.cancel(order.order_id, self.ctx.offset, self.ctx.now, "replaced by a new target")
+                if rep is not None:
+                    self.reports([rep])
 
     def _submit(self, sym: str, qty: float, otype: str, limit: float, stop: float, tif: str, reason: str,
                 exits, role: str, index: int, units: float) -> int:
@@ -250,7 +278,7 @@ class _Run:
             self._emit(EventType.ORDER_REJECTED, inst, {"order_id": oid, "reason": rejected.reason})
             return oid
         self._emit(EventType.ORDER_ACCEPTED, inst, {"order_id": oid, "venue_order_id": f"sim-{oid}"})
-        day = ctx.now // _NY_DAY_NS
+        day = _ny_day(ctx.now)
         self.trades_per_day[(sym, day)] = self.trades_per_day.get((sym, day), 0) + 1
         self.orders[oid] = (order, role if role != "exit_child" else "exit", exits, reason)
         if otype == "market":
@@ -261,7 +289,7 @@ class _Run:
         """Why the harness refuses an order before it reaches the simulator, or None."""
         if role != "entry":
             return None
-        day = self.ctx.now // _NY_DAY_NS
+        day = _ny_day(self.ctx.now)
         cap = self.strategy.max_trades_per_day
         if self.trades_per_day.get((sym, day), 0) >= cap * 2:  # an entry and its exit per trade
             return f"max_trades_per_day: {cap:g} trades per day for {sym} reached"
@@ -278,6 +306,115 @@ class _Run:
             return f"buying power: gross exposure {gross_after:.2f} would exceed equity x leverage {limit:.2f}"
         return None
 
+    # -- option spreads (argus.replay.options_book) ------------------------------------------------
+
+    def _spread_intent(self, intent: SpreadIntent, index: int) -> None:
+        if self.strategy.filters is not None and not self.strategy.filters.allows(self.ctx, intent.symbol):
+            return
+        if self.cfg.sizing == "fixed":
+            qty = float(intent.units) * self.cfg.qty
+        else:  # a risk budget of the per-play cap (7% of equity) over the spread's max loss
+            from argus.sizing import option_contracts
+
+            chain = self.ctx.chain(intent.symbol)
+            width, credit = _spread_width_credit(intent, chain)
+            qty = float(option_contracts(0.07 * max(self.ctx.equity, 0.0), width, credit)) if credit > 0 else 0.0
+        if qty > 0:
+            self.options.submit(intent, qty, index)
+
+    def spread_order_events(self, symbol: str, legs: list, quantity: float, reason: str, index: int,
+                            exit_: bool = False) -> int:
+        inst = self.by_symbol[symbol]
+        ctx = self.ctx
+        sid = signal_id(self.strategy.strategy_id(), self.config_hash, ctx.offset, index + 1000 * exit_)
+        if not exit_:
+            self.n_signals += 1
+            self._emit(EventType.SIGNAL, inst, {"signal_id": sid, "strategy_id": self.strategy.strategy_id(),
+                                                 "config_hash": self.config_hash, "target_quantity": quantity,
+                                                 "reason": reason})
+        oid = self.next_order
+        self.next_order += 1
+        self.n_orders += 1
+        side = 1 if math.fsum(-s for *_, s in legs) < 0 else -1  # a credit (net selling) spread is a sell
+        self._emit(EventType.ORDER_SUBMITTED, inst, {"order_id": oid, "signal_id": sid, "side": _SIDE[side],
+                                                      "order_type": _TYPE["market"], "quantity": quantity,
+                                                      "time_in_force": _TIF["day"], "position_id": oid})
+        self._emit(EventType.ORDER_ACCEPTED, inst, {"order_id": oid, "venue_order_id": f"sim-{oid}"})
+        self.orders[oid] = (None, "exit" if exit_ else "entry", None, reason)
+        return oid
+
+    def spread_rejected(self, oid: int, symbol: str, reason: str) -> None:
+        self.n_rejected += 1
+        self._emit(EventType.ORDER_REJECTED, self.by_symbol[symbol], {"order_id": oid, "reason": reason})
+
+    def _contract(self, symbol: str, expiry_ns: int, strike: float, right: int) -> tuple[_Instrument, str]:
+        key = (symbol, expiry_ns, strike, right)
+        osi = osi_symbol(symbol, expiry_ns, right, strike)
+        if key not in self.contracts:
+            iid = self.next_instrument
+            self.next_instrument += 1
+            self.contracts[key] = iid
+            self.events.append(instrument_event(iid, osi, kind=InstrumentKind.OPTION, ts=max(self.ctx.now, 1),
+                                                multiplier=MULTIPLIER, underlying_id=self.by_symbol[symbol].run_id,
+                                                expiry_ns=expiry_ns, strike=strike, right=right))
+        return _Instrument(-1, self.contracts[key], osi, "option", MULTIPLIER), osi
+
+    def option_fill(self, symbol: str, expiry_ns: int, strike: float, right: int, rep: FillReport,
+                    position_id: int) -> None:
+        inst, osi = self._contract(symbol, expiry_ns, strike, right)
+        self.ctx.cash -= rep.quantity * rep.price * MULTIPLIER + rep.commission
+        self.total_commission += rep.commission
+        self._option_fill_event(inst, osi, rep.order_id, rep.quantity, rep.price, rep.commission, position_id,
+                                rep.offset, rep.ts, rep.ref_price, "chain", self.orders[rep.order_id][3])
+
+    def _option_fill_event(self, inst: _Instrument, name: str, order_id: int, qty: float, price: float,
+                           commission: float, position_id: int, offset: int, ts: int, ref: float, source: str,
+                           reason: str) -> None:
+        fid = self.next_fill
+        self.next_fill += 1
+        self._emit(EventType.FILL, inst, {"price": price, "quantity": qty, "commission": commission,
+                                          "order_id": order_id, "fill_id": fid, "position_id": position_id,
+                                          "account_id": 0, "liquidity": 2})
+        self.option_fills.append({"fill_id": fid, "order_id": order_id, "symbol": name, "ts": ts, "offset": offset,
+                                  "price": price, "quantity": qty, "commission": commission, "slippage_cost": 0.0,
+                                  "ref_price": ref, "source": source, "reason": reason})
+
+    def settled(self, pos, st) -> None:
+        """Book a spread's settlement: each leg closes at its intrinsic value (cash) or, for exercised
+        equity legs, moves shares at the strike; assigned shares are traded back at the next bar."""
+        ctx = self.ctx
+        for leg, (e, k, r, s) in zip(st.legs, pos.legs, strict=True):
+            inst, osi = self._contract(pos.symbol, e, k, r)
+            if st.style == "cash" and leg.intrinsic > 0:
+                self._option_fill_event(inst, osi, 0, -s * pos.quantity, leg.intrinsic, 0.0, pos.position_id,
+                                        ctx.offset, ctx.now, leg.intrinsic, "settlement", "settlement")
+            else:  # worthless, or delivered as shares below: the log's fills need a price > 0
+                how = "exercised/assigned" if leg.exercised else "expired worthless"
+                self._emit(EventType.ANNOTATION, inst, {"text": f"{osi} {how} at {st.underlying_close:g}",
+                                                        "tags": ["expiry", f"position:{pos.position_id}"]})
+            if st.style == "cash":
+                ctx.cash += leg.cash
+            elif leg.shares:
+                under = self.by_symbol[pos.symbol]
+                self._fill(FillReport(order_id=0, instrument_id=under.market_id, offset=ctx.offset, ts=ctx.now,
+                                      price=k, quantity=leg.shares, commission=0.0, slippage_cost=0.0, ref_price=k,
+                                      source="assignment"))
+        shares = ctx.positions[pos.symbol]
+        if st.style == "physical" and st.shares and shares and abs(self.pending[pos.symbol]) < 1e-12:
+            self._submit(pos.symbol, -shares, "market", math.nan, math.nan, "gtc", "assignment", None, "exit", 0, 0.0)
+
+    def chain(self, rec: memoryview, offset: int, ts: int) -> None:
+        ctx = self.ctx
+        ctx.now, ctx.offset = ts, offset
+        ev = codec.decode(rec)
+        inst = self.by_market[ev.instrument_id]
+        chain = ChainView(inst.symbol, offset, ev.ts_event, ev.ts_recv, float(ev.data["underlying_price"]),
+                          ev.data["rows"])
+        ctx._chains[inst.symbol] = chain
+        self.options.on_chain(chain)
+        ctx._options_value = self.options.value()
+        self.intents(self.strategy.on_chain(ctx, chain))
+
     # -- reports ---------------------------------------------------------------------------------
 
     def reports(self, reps: list) -> None:
@@ -293,7 +430,7 @@ class _Run:
                                                             "leftover_quantity": float(rep.leftover)})
 
     def _fill(self, rep: FillReport) -> None:
-        order, role, exits, reason = self.orders[rep.order_id]
+        order, role, exits, reason = self.orders.get(rep.order_id, (None, "exit", None, rep.source))
         inst = self.by_market[rep.instrument_id]
         sym = inst.symbol
         ctx = self.ctx
@@ -302,7 +439,7 @@ class _Run:
         ctx.positions[sym] = prev + q
         if abs(ctx.positions[sym]) < 1e-9 * max(1.0, abs(prev)):
             ctx.positions[sym] = 0.0
-        if order.order_type == "market":
+        if order is not None and order.order_type == "market":
             self.pending[sym] -= q
         ctx.cash -= q * rep.price * inst.multiplier + rep.commission
         self.total_commission += rep.commission
@@ -370,11 +507,14 @@ class _Run:
         if prev_close:
             self.vols[sym].append(math.log(view.close / prev_close) if view.close > 0 and prev_close > 0 else 0.0)
         self.n_bars += 1
+        if self.options.positions:
+            self.options.settle(sym, view.close, view.ts_end, ctx.offset)
+            ctx._options_value = self.options.value()
         last_of_session = view.ts_end >= self.session_close.get(view.session, 1 << 62)
         self._time_exits(sym, last_of_session)
         self.intents(self.strategy.on_bar(ctx, view))
         gross = sum(abs(q) * ctx.last_price.get(s, 0.0) * self.by_symbol[s].multiplier
-                    for s, q in ctx.positions.items() if q)
+                    for s, q in ctx.positions.items() if q) + (self.options.exposure() if self.options.positions else 0.0)
         self.equity_rows.append((int(row["ts_end"]), ctx.equity, ctx.cash, gross))
 
     def quote(self, rec, offset: int, ts: int) -> None:
@@ -429,6 +569,21 @@ class _Run:
             self.exits.pop(sym, None)
 
 
+def _spread_width_credit(intent: SpreadIntent, chain) -> tuple[float, float]:
+    """Width (strike distance of the legs) and natural credit per share of a two-leg spread on `chain`."""
+    if chain is None:
+        return 0.0, 0.0
+    strikes = [lg.strike for lg in intent.legs]
+    credit = 0.0
+    for lg in intent.legs:
+        m = chain.rows[(chain.rows["expiry_ns"] == lg.expiry_ns) & (chain.rows["strike"] == lg.strike)
+                       & (chain.rows["right"] == int(OptionRight[lg.right.upper()]))]
+        if not len(m):
+            return 0.0, 0.0
+        credit += float(m[0]["bid"]) if lg.side < 0 else -float(m[0]["ask"])
+    return max(strikes) - min(strikes), credit
+
+
 def _ts_recv_at(chunk, offsets: np.ndarray) -> np.ndarray:
     """The ts_recv of the records at `offsets` (all inside `chunk`)."""
     view = memoryview(chunk.body).cast("B")
@@ -440,12 +595,9 @@ def _ts_recv_at(chunk, offsets: np.ndarray) -> np.ndarray:
     return raw[pos[:, None] + np.arange(24, 32)].copy().view("<i8").reshape(-1)
 
 
-def run_backtest(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs_dir: Path | None = None,
-                 progress: Callable[[int], None] | None = None, mode: str = "chunk") -> BacktestResult:
-    """Run `strategy` over the market log per `cfg`; write the run log under `runs_dir/<run_id>/` when
-    given (an existing run with the same id must have the same digest, else RuntimeError). `mode`
-    "event" feeds the reducers one record at a time (the live path); the result is the same."""
-    t0 = time.perf_counter()
+def _prepare(log: EventLog, cfg: BacktestConfig, strategy: Strategy):
+    """The run's window end, instruments (in market-id order), bar source, canonical configuration, run
+    id and config hash (shared with argus.replay.fast)."""
     head = log.head()
     to_offset = head if cfg.to_offset is None else min(cfg.to_offset, head)
     identity, defined, with_bars = market_scan(log, cfg.from_offset, to_offset)
@@ -469,6 +621,26 @@ def run_backtest(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs
                                "timeframe": cfg.timeframe, "sizing": cfg.sizing, "qty": cfg.qty},
                               sort_keys=True, separators=(",", ":"))
     config_hash = hashlib.blake2b(strategy_doc.encode(), digest_size=16).hexdigest()
+    return to_offset, instruments, source, canonical, run_id, config_hash
+
+
+def run_backtest(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs_dir: Path | None = None,
+                 progress: Callable[[int], None] | None = None, mode: str = "chunk",
+                 fast: bool = True) -> BacktestResult:
+    """Run `strategy` over the market log per `cfg`; write the run log under `runs_dir/<run_id>/` when
+    given (an existing run with the same id must have the same digest, else RuntimeError). `mode`
+    "event" feeds the reducers one record at a time (the live path); the result is the same. With
+    `fast` (the default), a run that argus.replay.fast can simulate in its kernels goes there: the
+    same result, digest included."""
+    if fast:
+        from argus.replay import fast as fast_path
+
+        if fast_path.eligible(cfg, strategy):
+            result = fast_path.run_fast(log, cfg, strategy, runs_dir=runs_dir, progress=progress, mode=mode)
+            if result is not None:
+                return result
+    t0 = time.perf_counter()
+    to_offset, instruments, source, canonical, run_id, config_hash = _prepare(log, cfg, strategy)
     run = _Run(cfg, strategy, instruments, config_hash)
     run.ctx.now = 1
     run._emit(EventType.CONFIG_RECORDED, None, {"name": "backtest", "config_hash": run_id,
@@ -508,6 +680,16 @@ def _feed(run: _Run, cfg: BacktestConfig, chunk, rows: dict[str, np.ndarray], id
             keep = np.isin(recs["instrument_id"], ids)
             if keep.any():
                 items.append((offs[keep].astype(np.int64), phase, name, recs[keep]))
+    if "chains" in run.strategy.uses:
+        offs, positions = codec.positions_of_type(chunk.body, chunk.first_offset, EventType.OPTION_CHAIN_SNAPSHOT,
+                                                  chunk.start, chunk.stop)
+        if len(offs):
+            view = memoryview(chunk.body).cast("B")
+            heads = np.frombuffer(view, dtype=np.uint8)[positions[:, None] + np.arange(8, 12)].copy().view("<u4")
+            keep = np.isin(heads.reshape(-1), ids)
+            if keep.any():
+                recs = [bytes(view[p:p + int.from_bytes(view[p:p + 4], "little")]) for p in positions[keep].tolist()]
+                items.append((offs[keep].astype(np.int64), 6, "chain", recs))
     bars = rows.get("bars")
     if bars is not None and len(bars):
         bars = bars[(bars["spec"] == 0) & np.isin(bars["instrument_id"], ids)]
@@ -541,6 +723,8 @@ def _feed(run: _Run, cfg: BacktestConfig, chunk, rows: dict[str, np.ndarray], id
             run.quote(row, int(offsets[o]), now)
         elif kind == "trade":
             run.trade(row, int(offsets[o]), now)
+        elif kind == "chain":
+            run.chain(row, int(offsets[o]), now)
         else:
             run.context_row(kind, row, now)
 
@@ -553,8 +737,17 @@ def _finish(log: EventLog, run: _Run, cfg: BacktestConfig, run_id: str, config_h
     trades = round_trips(run.fills, {s: (run.bar_offsets[s].view(), run.highs[s].view(), run.lows[s].view())
                                      for s in run.by_symbol},
                          {s: run.by_symbol[s].multiplier for s in run.by_symbol}, ctx.last_price)
-    metrics = compute_metrics(equity, trades, cfg.cash, run.fills,
-                              {s: run.by_symbol[s].multiplier for s in run.by_symbol})
+    for pos in list(run.options.positions.values()):  # still open: marked at the last mid
+        run.options._trip(pos, -pos.mid_value / (pos.quantity * MULTIPLIER), -1, -1, "open", 0.0)
+    if run.options.trips:
+        trades = {k: np.concatenate([np.asarray(v, dtype=object if v.dtype.kind in "OU" else v.dtype),
+                                     np.array([t[k] for t in run.options.trips],
+                                              dtype=object if v.dtype.kind in "OU" else None)])
+                  for k, v in trades.items()}
+    all_fills = sorted(run.fills + run.option_fills, key=lambda f: f["fill_id"])
+    multipliers = {s: run.by_symbol[s].multiplier for s in run.by_symbol}
+    multipliers.update({f["symbol"]: MULTIPLIER for f in run.option_fills})
+    metrics = compute_metrics(equity, trades, cfg.cash, all_fills, multipliers)
     defs = [instrument_event(i.run_id, i.symbol, kind=InstrumentKind[i.kind.upper()], multiplier=i.multiplier)
             for i in instruments]
     events = [run.events[0], *defs, *run.events[1:]]
@@ -564,8 +757,8 @@ def _finish(log: EventLog, run: _Run, cfg: BacktestConfig, run_id: str, config_h
         run_id=run_id, config_hash=config_hash, run_dir=None if run_dir is None else str(run_dir), events=n_events,
         bars=run.n_bars, seconds=seconds, trades=len(trades["symbol"]), final_equity=ctx.equity,
         total_commission=run.total_commission, metrics=metrics, digest=digest, orders=run.n_orders,
-        rejected=run.n_rejected, fills=len(run.fills),
-        tables={"trades": trades, "fills": _columns(run.fills), "equity": {k: equity[k] for k in equity.dtype.names}})
+        rejected=run.n_rejected, fills=len(all_fills),
+        tables={"trades": trades, "fills": _columns(all_fills), "equity": {k: equity[k] for k in equity.dtype.names}})
     if run_dir is not None:
         (run_dir / "summary.json").write_text(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")
     return result

@@ -79,6 +79,9 @@ class StrategyContext:
     _market_regime: str = "unknown"
     _risk_flow: float = float("nan")
     _session_label: str = ""
+    _chains: dict[str, object] = field(default_factory=dict)
+    _options_value: float = 0.0
+    _open_spreads: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for s in self.symbols:
@@ -91,8 +94,10 @@ class StrategyContext:
 
     @property
     def equity(self) -> float:
-        """Cash plus positions marked at their last closed bar's close."""
-        return self.cash + sum(q * self.last_price.get(s, 0.0) for s, q in self.positions.items() if q)
+        """Cash plus positions marked at their last closed bar's close plus open option spreads at their
+        last mid marks."""
+        return (self.cash + sum(q * self.last_price.get(s, 0.0) for s, q in self.positions.items() if q)
+                + self._options_value)
 
     def closes(self, symbol: str, n: int | None = None) -> np.ndarray:
         """The closes of the last `n` closed bars of `symbol` (all by default), oldest first; a view."""
@@ -102,6 +107,14 @@ class StrategyContext:
     def regime(self, symbol: str):
         """The latest regime row of `symbol` emitted at or before now, or None."""
         return self._regime.get(symbol)
+
+    def chain(self, symbol: str):
+        """The latest option chain snapshot of `symbol` at or before now (ChainView), or None."""
+        return self._chains.get(symbol)
+
+    def open_spreads(self, symbol: str) -> int:
+        """How many option spreads on `symbol` are open or have an opening order working."""
+        return self._open_spreads.get(symbol, 0)
 
     def market_regime(self) -> str:
         """The latest market regime label ("risk_on", "neutral", "risk_off"; "unknown" before the first)."""

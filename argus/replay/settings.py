@@ -44,6 +44,7 @@ class ExecutionSettings:
     fee_per_order: float = 0.0
     cost_multiplier: float = 1.0
     stale_quote_ms: float | None = None
+    max_chain_age_ms: float = 3_600_000.0  # option spreads: no fill from a chain older than this at decision
 
     def __post_init__(self) -> None:
         _check("fill", self.fill, f"must be one of {', '.join(_FILLS)}", self.fill in _FILLS)

@@ -32,6 +32,9 @@ __all__ = [
     "Param",
     "RegimeGate",
     "SessionFilter",
+    "SpreadExits",
+    "SpreadIntent",
+    "SpreadLeg",
     "Strategy",
     "Target",
     "TimingFilter",
@@ -135,6 +138,52 @@ class OrderIntent:
     stop_price: float = math.nan
     time_in_force: str = "gtc"  # gtc | day | ioc
     exits: Exits | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SpreadLeg:
+    """One option leg: expiry instant (ns UTC, as in the chain rows), strike, right and side (+1 buy)."""
+
+    expiry_ns: int
+    strike: float
+    right: str  # "put" | "call"
+    side: int
+
+    def __post_init__(self) -> None:
+        if self.right not in ("put", "call"):
+            raise ValueError(f"leg.right = {self.right!r}: must be put or call")
+        if self.side not in (1, -1):
+            raise ValueError(f"leg.side = {self.side!r}: must be +1 (buy) or -1 (sell)")
+
+
+@dataclass(frozen=True)
+class SpreadExits:
+    """Exits of an option spread: close when the natural cost to close falls to (1 - profit_target_pct%)
+    of the credit, rises to stop_multiple x the credit, or `days_before_expiry` days before expiry."""
+
+    profit_target_pct: float | None = None
+    stop_multiple: float | None = None
+    days_before_expiry: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.profit_target_pct is not None and not 0 < self.profit_target_pct <= 100:
+            raise ValueError(f"exits.profit_target_pct = {self.profit_target_pct!r}: must be in (0, 100]")
+        if self.stop_multiple is not None and not self.stop_multiple > 1:
+            raise ValueError(f"exits.stop_multiple = {self.stop_multiple!r}: must be > 1")
+        if self.days_before_expiry is not None and not self.days_before_expiry >= 0:
+            raise ValueError(f"exits.days_before_expiry = {self.days_before_expiry!r}: must be >= 0")
+
+
+@dataclass(frozen=True)
+class SpreadIntent:
+    """Open an option spread on `symbol`'s chain: `units` position units (contracts per leg under fixed
+    sizing), filled all-or-none at the natural price on the next chain snapshot."""
+
+    symbol: str
+    legs: tuple[SpreadLeg, ...]
+    units: float = 1.0
+    exits: SpreadExits | None = None
     reason: str = ""
 
 
@@ -249,7 +298,50 @@ class Strategy:
         return None
 
     def on_chain(self, ctx, chain) -> Any:
+        """A new option chain snapshot of one of the strategy's symbols (argus.replay.options_book.ChainView);
+        needs "chains" in `uses`."""
         return None
 
     def on_fill(self, ctx, fill) -> Any:
         return None
+
+    def on_bars(self, ctx, block: BarBlock) -> TargetBlock | Any:
+        """Batch form of `on_bar` (argus.replay.fast): the closed bars one log chunk emitted, in emission
+        order, and for each the target units decided at its close (NaN: no intent), as a TargetBlock or
+        a float array. A decision may use only the bars up to and including its own, so the batch
+        strategy carries its own state across blocks; `ctx` holds positions, cash and prices as of the
+        start of the block (not updated bar by bar, and without closed-bar history). Decisions must
+        not depend on fills. None (the default): not a batch strategy."""
+        return None
+
+
+@dataclass(frozen=True)
+class BarBlock:
+    """Closed bars in emission order, as columns (`on_bars`). `sym` indexes `symbols` (the backtest's
+    symbols in the run's instrument order); `offset` and `ts` are the log offset and ts_recv of the
+    record that closed each bar."""
+
+    symbols: tuple[str, ...]
+    sym: Any  # int32 array
+    offset: Any
+    ts: Any
+    ts_start: Any
+    ts_end: Any
+    open: Any
+    high: Any
+    low: Any
+    close: Any
+    volume: Any
+
+    def __len__(self) -> int:
+        return len(self.sym)
+
+
+@dataclass(frozen=True)
+class TargetBlock:
+    """The answer of `on_bars`: target units per bar (NaN: none) and optionally a reason code per bar
+    (an index into `reasons`, -1 for none), recorded in the Signal events."""
+
+    units: Any  # float64 array
+    code: Any = None  # int8 array or None
+    reasons: tuple[str, ...] = ()

@@ -76,9 +76,12 @@ class StrategyRegistry:
 
 def default_registry() -> StrategyRegistry:
     """A registry holding the strategies Argus ships."""
+    from argus.strategies.overnight_session import OvernightSession
     from argus.strategies.sma_cross import SmaCross
+    from argus.strategies.vrp_put_spread import VrpPutSpread
+    from argus.strategies.zscore_revert import ZScoreRevert
 
     reg = StrategyRegistry()
-    for cls in (SmaCross,):
+    for cls in (SmaCross, OvernightSession, ZScoreRevert, VrpPutSpread):
         reg.register(cls)
     return reg
