@@ -85,7 +85,7 @@ extensions = [
 setup(
     packages=["argus", "argus.v1", "argus.kernels", "argus.events", "argus.log", "argus.connectors", "argus.analytics", "argus.projections", "argus.options", "argus.api", "argus.client", "argus.cli", "argus.research", "argus.replay", "argus.strategies", "argus.sizing"],
     package_dir={"argus.cli": "cli"},
-    package_data={"argus.v1": ["*.pyi"], "argus.research": ["templates/*.j2"]},
+    package_data={"argus.v1": ["*.pyi"], "argus.research": ["templates/*.j2", "templates/*.yaml"]},
     ext_modules=cythonize(
         extensions,
         include_path=[STAGE],

@@ -3,7 +3,6 @@ finished runs."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 
 import click
@@ -22,19 +21,12 @@ def _params(text: str | None) -> dict[str, str]:
 
 
 def _bound(text: str | None, name: str, end: bool) -> tuple[int | None, int | None]:
-    """(offset, ts) of a --from/--to value: an integer is a log offset, a date YYYY-MM-DD a UTC day (the
-    --to day is included)."""
-    if text is None:
-        return None, None
-    if text.isdigit():
-        return int(text), None
+    from argus.replay.settings import parse_bound
+
     try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected a log offset or a date YYYY-MM-DD", param_hint=name) from None
-    if end:
-        day += dt.timedelta(days=1)
-    return None, int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
+        return parse_bound(text, end=end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
 
 
 @click.group(invoke_without_command=True)

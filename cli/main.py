@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from argus.cli import backtest, demo, ingest, live, log, options, outcomes, regimes, replay, serve
+from argus.cli import backtest, demo, ingest, live, log, options, outcomes, regimes, replay, research, serve
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 3
@@ -66,6 +66,7 @@ cli.add_command(options.options)
 cli.add_command(demo.demo)
 cli.add_command(backtest.backtest)
 cli.add_command(backtest.signals)
+cli.add_command(research.research)
 
 
 def main() -> None:

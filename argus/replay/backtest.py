@@ -595,12 +595,12 @@ def _ts_recv_at(chunk, offsets: np.ndarray) -> np.ndarray:
     return raw[pos[:, None] + np.arange(24, 32)].copy().view("<i8").reshape(-1)
 
 
-def _prepare(log: EventLog, cfg: BacktestConfig, strategy: Strategy):
+def _prepare(log: EventLog, cfg: BacktestConfig, strategy: Strategy, scan: tuple | None = None):
     """The run's window end, instruments (in market-id order), bar source, canonical configuration, run
     id and config hash (shared with argus.replay.fast)."""
     head = log.head()
     to_offset = head if cfg.to_offset is None else min(cfg.to_offset, head)
-    identity, defined, with_bars = market_scan(log, cfg.from_offset, to_offset)
+    identity, defined, with_bars = scan if scan is not None else market_scan(log, cfg.from_offset, to_offset)
     missing = [s for s in cfg.symbols if s not in defined]
     if missing:
         raise ValueError(f"symbols: {missing[0]!r} is not defined in the market log before offset {to_offset}")
@@ -640,24 +640,52 @@ def run_backtest(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs
             if result is not None:
                 return result
     t0 = time.perf_counter()
-    to_offset, instruments, source, canonical, run_id, config_hash = _prepare(log, cfg, strategy)
-    run = _Run(cfg, strategy, instruments, config_hash)
-    run.ctx.now = 1
-    run._emit(EventType.CONFIG_RECORDED, None, {"name": "backtest", "config_hash": run_id,
-                                                 "config_json": canonical})
-    run.ctx.now = 1  # the log's timestamps must be > 0; the configuration precedes all market time
-    engine = ProjectionEngine(log, projection_config(cfg, strategy, source))
-    ids = np.array([i.market_id for i in instruments], dtype=np.uint32)
-    strategy.on_start(run.ctx)
-    table = engine.config.sessions()
-    run.session_close = dict(zip(table[:, 0].tolist(), table[:, 1].tolist(), strict=True))
+    prepared = _prepare(log, cfg, strategy)
+    run = GeneralRun(log, cfg, strategy, prepared)
+    engine = ProjectionEngine(log, projection_config(cfg, strategy, prepared[2]))
     n_events = 0
-    for chunk, rows in engine.stream(cfg.from_offset, to_offset, mode=mode):
+    for chunk, rows in engine.stream(cfg.from_offset, prepared[0], mode=mode):
         n_events += chunk.stop - chunk.start
-        _feed(run, cfg, chunk, rows, ids)
+        run.feed(chunk, rows)
         if progress is not None:
             progress(chunk.stop - chunk.start)
-    return _finish(log, run, cfg, run_id, config_hash, canonical, n_events, runs_dir, t0, instruments)
+    return run.finish(n_events, runs_dir, t0)
+
+
+_SESSION_CLOSES: dict[tuple, dict[int, int]] = {}
+
+
+def _session_closes(config) -> dict[int, int]:
+    """Session open -> close of a projection configuration's session table (shared, read-only)."""
+    key = (config.calendar, config.extended_hours)
+    if key not in _SESSION_CLOSES:
+        table = config.sessions()
+        _SESSION_CLOSES[key] = dict(zip(table[:, 0].tolist(), table[:, 1].tolist(), strict=True))
+    return _SESSION_CLOSES[key]
+
+
+class GeneralRun:
+    """One general-path run fed chunk by chunk (so that several can share one replay pass)."""
+
+    def __init__(self, log: EventLog, cfg: BacktestConfig, strategy: Strategy, prepared: tuple):
+        to_offset, instruments, source, canonical, run_id, config_hash = prepared
+        self.log, self.cfg, self.instruments = log, cfg, instruments
+        self.canonical, self.run_id, self.config_hash = canonical, run_id, config_hash
+        run = self.run = _Run(cfg, strategy, instruments, config_hash)
+        run.ctx.now = 1  # the log's timestamps must be > 0; the configuration precedes all market time
+        run._emit(EventType.CONFIG_RECORDED, None, {"name": "backtest", "config_hash": run_id,
+                                                     "config_json": canonical})
+        self.ids = np.array([i.market_id for i in instruments], dtype=np.uint32)
+        strategy.on_start(run.ctx)
+        run.session_close = _session_closes(projection_config(cfg, strategy, source))
+
+    def feed(self, chunk, rows: dict[str, np.ndarray]) -> bool:
+        _feed(self.run, self.cfg, chunk, rows, self.ids)
+        return True
+
+    def finish(self, n_events: int, runs_dir: Path | None, t0: float) -> BacktestResult:
+        return _finish(self.log, self.run, self.cfg, self.run_id, self.config_hash, self.canonical, n_events,
+                       runs_dir, t0, self.instruments)
 
 
 _CONTEXT_OUTPUTS = ("sessions", "risk_flow", "market_regime", "regimes")
@@ -771,9 +799,15 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
+NO_RUN_LOG = Path("/dev/null/no-run-log")  # runs_dir for runs that skip the run log (research sweeps)
+
+
 def _write_run_log(events: list[Event], runs_dir: Path | None, run_id: str) -> tuple[str, Path | None]:
     """Append the run's events to a fresh log; the digest is its chain head. Without `runs_dir` the
-    log is built in memory only long enough to hash it (same bytes either way)."""
+    log is built in memory only long enough to hash it (same bytes either way); with NO_RUN_LOG there
+    is no log and no digest."""
+    if runs_dir == NO_RUN_LOG:
+        return "", None
     import tempfile
 
     final = None if runs_dir is None else Path(runs_dir) / run_id

@@ -56,7 +56,7 @@ from argus.replay.metrics import compute_metrics, round_trips
 from argus.replay.settings import BacktestConfig
 from argus.strategies.base import BarBlock, Strategy, TargetBlock, signal_id
 
-__all__ = ["ENGINES", "eligible", "run_fast"]
+__all__ = ["ENGINES", "FastRun", "eligible", "run_fast"]
 
 ENGINES = ("auto", "builtin", "python")
 _CALLBACKS = ("on_fill", "on_quote", "on_regime", "on_session", "on_chain")
@@ -225,51 +225,74 @@ def run_fast(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, runs_dir
     """run_backtest for an eligible run (`eligible`): the same BacktestResult, digest included, or None
     when the run needs the general path after all. `max_block` cuts each chunk's bars into blocks of
     at most that many bars (the result does not depend on it)."""
-    from argus.kernels.bar_sim import STATUS_BAD_BAR, STATUS_OK, BarSim
-
-    if not eligible(cfg, strategy, engine):
-        raise ValueError(f"strategy {strategy.name}: this run is not eligible for the fast path "
-                         f"(engine {engine!r}); use run_backtest")
-    which = _engine(strategy, engine)
     t0 = time.perf_counter()
-    to_offset, instruments, source, canonical, run_id, config_hash = _prepare(log, cfg, strategy)
-    symbols = tuple(i.symbol for i in instruments)
-    n = len(instruments)
-    ids = np.array([i.market_id for i in instruments], dtype=np.uint32)
-    mults = np.array([i.multiplier for i in instruments], dtype=np.float64)
-    ex = cfg.execution
-    costs = ex.costs()
-    sim = BarSim(n, mults, cash=cfg.cash, qty=cfg.qty, slippage_bps=costs.slippage_bps,
-                 slippage_ticks=costs.slippage_ticks, tick_size=costs.tick_size,
-                 commission_rate=costs.commission_rate, commission_per_share=costs.commission_per_share,
-                 commission_min=costs.commission_min, fee_per_order=costs.fee_per_order,
-                 cost_multiplier=costs.cost_multiplier, leverage=cfg.leverage,
-                 max_trades_per_day=float(strategy.max_trades_per_day), neumaier=NEUMAIER_SUM)
-    ctx = StrategyContext(symbols=symbols, cash=cfg.cash)
-    strategy.on_start(ctx)
-    kernel = strategy.builtin_kernel(n) if which == "builtin" else None
-    reasons: tuple[str, ...] = tuple(getattr(strategy, "REASONS", ()))
-    engine_ = ProjectionEngine(log, projection_config(cfg, strategy, source))
-    out = _Blocks()
+    prepared = _prepare(log, cfg, strategy)
+    run = FastRun(log, cfg, strategy, prepared, engine=engine, max_block=max_block)
+    engine_ = ProjectionEngine(log, projection_config(cfg, strategy, prepared[2]))
     n_events = 0
-    for chunk, rows in engine_.stream(cfg.from_offset, to_offset, mode=mode):
+    for chunk, rows in engine_.stream(cfg.from_offset, prepared[0], mode=mode):
         n_events += chunk.stop - chunk.start
-        bars = _bars_of(cfg, rows, ids)
-        if bars is not None:
-            ts_all = _ts_recv_at(chunk, bars["offset"].astype(np.int64))
-            step = len(bars) if not max_block else max_block
-            for lo in range(0, len(bars), step):
-                b = bars[lo:lo + step]
-                ts = np.ascontiguousarray(ts_all[lo:lo + step])
-                status = _block(sim, strategy, kernel, ctx, out, b, ts, ids, symbols, reasons)
-                if status == STATUS_BAD_BAR:
-                    _raise_bad_bar(costs, b, ts, out.bad)
-                if status != STATUS_OK:
-                    return None
+        if not run.feed(chunk, rows):
+            return None
         if progress is not None:
             progress(chunk.stop - chunk.start)
-    return _finish(log, cfg, strategy, sim, out, instruments, reasons, run_id, config_hash, canonical, n_events,
-                   runs_dir, t0)
+    return run.finish(n_events, runs_dir, t0)
+
+
+class FastRun:
+    """One fast-path run fed chunk by chunk (so that several can share one replay pass)."""
+
+    def __init__(self, log: EventLog, cfg: BacktestConfig, strategy: Strategy, prepared: tuple, *,
+                 engine: str = "auto", max_block: int | None = None):
+        from argus.kernels.bar_sim import BarSim
+
+        if not eligible(cfg, strategy, engine):
+            raise ValueError(f"strategy {strategy.name}: this run is not eligible for the fast path "
+                             f"(engine {engine!r}); use run_backtest")
+        which = _engine(strategy, engine)
+        _, instruments, _, canonical, run_id, config_hash = prepared
+        self.log, self.cfg, self.strategy, self.max_block = log, cfg, strategy, max_block
+        self.instruments, self.canonical, self.run_id, self.config_hash = instruments, canonical, run_id, config_hash
+        self.symbols = tuple(i.symbol for i in instruments)
+        n = len(instruments)
+        self.ids = np.array([i.market_id for i in instruments], dtype=np.uint32)
+        mults = np.array([i.multiplier for i in instruments], dtype=np.float64)
+        self.costs = costs = cfg.execution.costs()
+        self.sim = BarSim(n, mults, cash=cfg.cash, qty=cfg.qty, slippage_bps=costs.slippage_bps,
+                          slippage_ticks=costs.slippage_ticks, tick_size=costs.tick_size,
+                          commission_rate=costs.commission_rate, commission_per_share=costs.commission_per_share,
+                          commission_min=costs.commission_min, fee_per_order=costs.fee_per_order,
+                          cost_multiplier=costs.cost_multiplier, leverage=cfg.leverage,
+                          max_trades_per_day=float(strategy.max_trades_per_day), neumaier=NEUMAIER_SUM)
+        self.ctx = StrategyContext(symbols=self.symbols, cash=cfg.cash)
+        strategy.on_start(self.ctx)
+        self.kernel = strategy.builtin_kernel(n) if which == "builtin" else None
+        self.reasons: tuple[str, ...] = tuple(getattr(strategy, "REASONS", ()))
+        self.out = _Blocks()
+
+    def feed(self, chunk, rows: dict[str, np.ndarray]) -> bool:
+        """Decide and simulate the bars one chunk closed; False when the run needs the general path."""
+        from argus.kernels.bar_sim import STATUS_BAD_BAR, STATUS_OK
+
+        bars = _bars_of(self.cfg, rows, self.ids)
+        if bars is None:
+            return True
+        ts_all = _ts_recv_at(chunk, bars["offset"].astype(np.int64))
+        step = len(bars) if not self.max_block else self.max_block
+        for lo in range(0, len(bars), step):
+            b = bars[lo:lo + step]
+            ts = np.ascontiguousarray(ts_all[lo:lo + step])
+            status = _block(self.sim, self.strategy, self.kernel, self.ctx, self.out, b, ts, self.ids, self.symbols,
+                            self.reasons)
+            if status == STATUS_BAD_BAR:
+                _raise_bad_bar(self.costs, b, ts, self.out.bad)
+            if status != STATUS_OK:
+                return False
+        return True
+
+    def finish(self, n_events: int, runs_dir: Path | None, t0: float) -> BacktestResult:
+        return _finish(self.log, self.cfg, self.strategy, self.sim, self.out, self.instruments, self.reasons,
+                       self.run_id, self.config_hash, self.canonical, n_events, runs_dir, t0)
 
 
 def _block(sim, strategy: Strategy, kernel, ctx: StrategyContext, out: _Blocks, b: np.ndarray, ts: np.ndarray,

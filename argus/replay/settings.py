@@ -7,6 +7,7 @@ same log always has the same id and writes the same run log.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -15,7 +16,7 @@ from typing import Any
 
 from argus.replay.execution import CostModel
 
-__all__ = ["BacktestConfig", "ExecutionSettings", "FORMAT_VERSION"]
+__all__ = ["BacktestConfig", "ExecutionSettings", "FORMAT_VERSION", "parse_bound", "run_id_of"]
 
 FORMAT_VERSION = 1
 _FILLS = ("next_open", "quote")
@@ -113,6 +114,22 @@ class BacktestConfig:
         """The canonical JSON recorded first in the run log."""
         doc = {"format": FORMAT_VERSION, "kind": "backtest", "config": self.as_dict(), "market": market_identity}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def parse_bound(value: str | int | None, *, end: bool) -> tuple[int | None, int | None]:
+    """(offset, ts) of a window bound: an integer is a log offset; a date YYYY-MM-DD a UTC day, whose
+    end (end=True: the day is included) or start is the bound."""
+    if value is None:
+        return None, None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return int(value), None
+    try:
+        day = dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{'to' if end else 'from'} = {value!r}: expected a log offset or a date YYYY-MM-DD") from None
+    if end:
+        day += dt.timedelta(days=1)
+    return None, int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
 
 
 def run_id_of(canonical_json: str) -> str:

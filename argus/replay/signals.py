@@ -23,7 +23,7 @@ from argus.events.codec import Event
 from argus.events.types import EventType
 from argus.log import EventLog
 from argus.projections.engine import ProjectionEngine
-from argus.replay.backtest import _feed, _prepare, _Run, projection_config
+from argus.replay.backtest import _feed, _prepare, _Run, _session_closes, projection_config
 from argus.replay.settings import BacktestConfig
 from argus.strategies.base import SpreadIntent, Strategy, signal_id
 
@@ -67,8 +67,7 @@ def run_signals(log: EventLog, cfg: BacktestConfig, strategy: Strategy, *, follo
     _, instruments, source, _, _, config_hash = _prepare(log, cfg, strategy)
     run = _SignalRun(cfg, strategy, instruments, config_hash)
     engine = ProjectionEngine(log, projection_config(cfg, strategy, source))
-    table = engine.config.sessions()
-    run.session_close = dict(zip(table[:, 0].tolist(), table[:, 1].tolist(), strict=True))
+    run.session_close = _session_closes(engine.config)
     ids = np.array([i.market_id for i in instruments], dtype=np.uint32)
     producer = f"signals:{strategy.strategy_id()}:{config_hash}"
     strategy.on_start(run.ctx)

@@ -131,6 +131,8 @@ class RobustnessConfig(_Strict):
     worst_fraction: float = Field(default=0.1, gt=0, lt=1)
     cost_multipliers: list[float] = Field(default_factory=lambda: [1.0, 1.25, 1.5, 2.0])
     hostile_regimes: list[str] = Field(default_factory=lambda: ["risk_off"])
+    regimes: bool = True  # record each day's market and volatility regime (one per-bar pass: slower)
+    reps: int = Field(default=1000, ge=10, le=100_000)  # Reality Check / SPA bootstrap replications
 
 
 class AllocationConfig(_Strict):
