@@ -63,6 +63,16 @@ def _text(out: dict) -> None:
              f"z {_fmt(a['robust_z'], '.2f')} {','.join(a['flags'])}")
 
 
+def _backtest_text(bt: dict) -> None:
+    echo = click.echo
+    echo(f"== backtest: {bt['strategy']} on {bt['symbol']} {bt['timeframe']} bars, fills at the touch "
+         f"({bt['fill']}), $0.005/share")
+    echo(f"  run {bt['run_id']}: {bt['trades']} round trips, {bt['fills']} fills, final equity "
+         f"{bt['final_equity']:.2f}, commission {bt['total_commission']:.2f}, Sharpe {_fmt(bt['sharpe'], '.2f')}, "
+         f"max drawdown {_fmt(bt['max_drawdown'], '.4f')}")
+    echo(f"  argusctl backtest show {bt['run_id'][:8]}  |  argusctl backtest verify {bt['run_id'][:8]}")
+
+
 @click.command()
 @click.option("--seed", type=click.IntRange(min=0), default=7, show_default=True, help="Seed of the synthetic market.")
 @click.option("--symbols", default="SPY,QQQ,IBIT", show_default=True,
@@ -95,3 +105,4 @@ def demo(ctx: click.Context, seed: int, symbols: str, start: dt.datetime, days: 
         click.echo(json.dumps(out))
     else:
         _text(out)
+        _backtest_text(out["backtest"])

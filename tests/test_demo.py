@@ -84,6 +84,16 @@ def test_spreads_sorted_with_pops_in_unit_interval(demo_run):
     assert zs == sorted(zs, reverse=True)
 
 
+def test_backtest_summary_is_a_verifiable_run(demo_run):
+    data, out = demo_run
+    bt = out["backtest"]
+    assert bt["fills"] == 2 * bt["trades"] or bt["fills"] == 2 * bt["trades"] - 1  # a last trip may be open
+    shown = json.loads(_run(data, "backtest", "show", bt["run_id"], "--json").output)
+    assert shown["digest"] == bt["digest"] and shown["final_equity"] == bt["final_equity"]
+    verified = json.loads(_run(data, "backtest", "verify", bt["run_id"], "--json").output)
+    assert verified["ok"]
+
+
 def test_second_run_in_the_same_dir_is_refused(demo_run):
     data, _ = demo_run
     res = CliRunner().invoke(cli, ["--data", str(data), "demo", *SMALL])
@@ -101,6 +111,6 @@ def test_text_mode_prints_the_sections(tmp_path):
     res = _run(tmp_path, "demo", *SMALL)
     assert res.exit_code == 0, res.output
     for section in ("== market", "== log", "== replay", "== digests", "== regimes now",
-                    "== top put credit spreads", "== IV anomalies"):
+                    "== top put credit spreads", "== IV anomalies", "== backtest"):
         assert section in res.output
     assert "PoP heston" in res.output and "PoP lognorm" in res.output
