@@ -341,7 +341,8 @@ def _analyse(cfg: ResearchConfig, trials: list[Trial], done: list[dict], extras:
                   "best_key": keys[best] if best is not None else None},
         "gates": gates, "walk_forward": wf, "cpcv": cpcv,
         "benchmark": {"symbol": cfg.data.symbols[0], "sharpe": _opt(bench_sr * math.sqrt(252)) if T >= 3 else None,
-                      "total_return": _opt(bench_close[-1] / bench_close[0] - 1) if T else None},
+                      "total_return": _opt(bench_close[-1] / bench_close[0] - 1) if T else None,
+                      "cagr": _opt((bench_close[-1] / bench_close[0]) ** (252 / T) - 1) if T else None},
     }
 
 
