@@ -13,7 +13,8 @@ import grpc
 from grpc import aio
 
 #: Methods that write to the log: refused to a read-only token.
-WRITE_METHODS = frozenset({"/argus.v1.EventLogService/Append", "/argus.v1.EventLogService/AppendStream"})
+WRITE_METHODS = frozenset({"/argus.v1.EventLogService/Append", "/argus.v1.EventLogService/AppendStream",
+                           "/argus.v1.ResearchService/SubmitRun"})  # starting a run writes to the data directory
 #: Methods open to anyone (standard gRPC health checking).
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/",)
 

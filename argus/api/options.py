@@ -108,7 +108,7 @@ def _check_expiry(chain: Chain, expiry: str) -> None:
                                                  f"at offset {chain.offset}; listed: {', '.join(listed)}")
 
 
-def _pop(event_log: EventLog, request: pb.SpreadPopRequest) -> pb.SpreadPopResponse:
+def _pop(event_log: EventLog, request: pb.SpreadPopRequest, device: str = "auto") -> pb.SpreadPopResponse:
     right = {OptionRight.UNSPECIFIED: "put", OptionRight.PUT: "put", OptionRight.CALL: "call"}.get(request.right)
     if right is None:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"field 'right' = {request.right} must be an OptionRight")
@@ -130,7 +130,7 @@ def _pop(event_log: EventLog, request: pb.SpreadPopRequest) -> pb.SpreadPopRespo
         out = spread_pop(chain, request.expiry, request.short_strike, request.long_strike, right,
                          rate=_opt(request, "rate", DEFAULT_RATE), div=_opt(request, "div", None),
                          paths=request.paths or DEFAULT_PATHS, steps=request.steps or None,
-                         seed=_opt(request, "seed", None), fit=fit, fit_evals=request.fit_evals or 20, device="auto")
+                         seed=_opt(request, "seed", None), fit=fit, fit_evals=request.fit_evals or 20, device=device)
     except ValueError as exc:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
     h = out["heston"]
@@ -195,11 +195,18 @@ def _watch_batch(event_log: EventLog, chunk, instrument_id: int | None, rate: fl
 
 
 class OptionsServicer(pb_grpc.OptionsServiceServicer):
-    """argus.v1.OptionsService over the server's EventLog."""
+    """argus.v1.OptionsService over the server's EventLog.
 
-    def __init__(self, event_log: EventLog, closing: asyncio.Event):
+    `device`: where SpreadPop's Monte Carlo runs ("auto": a CUDA GPU through argus.options.gpu when one is
+    present, else the CPU; "cpu"; "gpu"), resolved once here so that a "gpu" server without a device fails at
+    start; each response's `device` field says which one ran."""
+
+    def __init__(self, event_log: EventLog, closing: asyncio.Event, device: str = "auto"):
+        from argus.options.pricing import resolve_device
+
         self.log = event_log
         self.closing = closing
+        self.device = resolve_device(device)
 
     def _check_open(self) -> None:
         if self.closing.is_set():
@@ -219,7 +226,7 @@ class OptionsServicer(pb_grpc.OptionsServiceServicer):
     async def SpreadPop(self, request, context):  # noqa: N802 - gRPC method name
         try:
             self._check_open()
-            return await asyncio.to_thread(_pop, self.log, request)
+            return await asyncio.to_thread(_pop, self.log, request, self.device)
         except Exception as exc:  # noqa: BLE001 - every error becomes a status
             await self._abort(context, exc, "SpreadPop")
 

@@ -1,5 +1,5 @@
 """The gRPC server of the event log (DESIGN.md §8): EventLogService, OptionsService (argus.api.options),
-health and reflection over grpc.aio.
+ResearchService (argus.api.research), health and reflection over grpc.aio.
 
 The servicer is thin: it turns requests into log calls (through argus.api.convert) and log errors into
 gRPC status codes. Every append goes through one GroupCommitter, so concurrent producers share write
@@ -37,6 +37,7 @@ from grpc import aio
 from argus.api import convert
 from argus.api.options import OptionsServicer
 from argus.api.projections import LiveProjections, ProjectionServicer, derived_root
+from argus.api.research import ResearchServicer
 from argus.errors import CorruptLogError, EventValidationError, ProducerSequenceError, WrongExpectedHeadError
 from argus.log import EventLog, GroupCommitter
 from argus.log.chunk import Chunk
@@ -47,6 +48,8 @@ from argus.v1 import options_service_pb2 as opt_pb
 from argus.v1 import options_service_pb2_grpc as opt_pb_grpc
 from argus.v1 import projection_service_pb2 as proj_pb
 from argus.v1 import projection_service_pb2_grpc as proj_pb_grpc
+from argus.v1 import research_service_pb2 as res_pb
+from argus.v1 import research_service_pb2_grpc as res_pb_grpc
 
 DEFAULT_MAX_BATCH_EVENTS = 10_000
 #: Most record bytes per response (a batch is cut at whichever of this and max_batch_events comes first).
@@ -271,9 +274,10 @@ class Server:
     """A running server: the gRPC server, its log and committer, and an orderly stop."""
 
     def __init__(self, grpc_server: aio.Server, servicer: EventLogServicer, health, port: int, host: str,
-                 projections: LiveProjections | None = None):
+                 projections: LiveProjections | None = None, research: ResearchServicer | None = None):
         self.grpc = grpc_server
         self.servicer = servicer
+        self.research = research
         self.projections = projections
         self.health = health
         self.port = port
@@ -289,6 +293,8 @@ class Server:
         self._stopped = True
         await self.health.enter_graceful_shutdown()
         self.servicer.closing.set()
+        if self.research is not None:
+            await self.research.close()  # kills the running research run's processes (it resumes when resubmitted)
         await self.grpc.stop(grace)
         await self.servicer.committer.close()
         if self.projections is not None:
@@ -334,6 +340,9 @@ async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", por
         service_names = [pb.DESCRIPTOR.services_by_name["EventLogService"].full_name]
         opt_pb_grpc.add_OptionsServiceServicer_to_server(OptionsServicer(event_log, servicer.closing), server)
         service_names.append(opt_pb.DESCRIPTOR.services_by_name["OptionsService"].full_name)
+        research = ResearchServicer(event_log, data_dir, servicer.closing)
+        res_pb_grpc.add_ResearchServiceServicer_to_server(research, server)
+        service_names.append(res_pb.DESCRIPTOR.services_by_name["ResearchService"].full_name)
         if live is not None:
             proj_pb_grpc.add_ProjectionServiceServicer_to_server(ProjectionServicer(live, servicer.closing), server)
             service_names.append(proj_pb.DESCRIPTOR.services_by_name["ProjectionService"].full_name)
@@ -368,7 +377,7 @@ async def start_server(data_dir: str | os.PathLike, host: str = "127.0.0.1", por
              durability=durability, path=str(data_dir), head=event_log.head(),
              projections=None if live is None else live.config.config_hash.hex()[:16],
              restored_from=None if live is None else live.restored_from)
-    return Server(server, servicer, health_servicer, bound, host, live)
+    return Server(server, servicer, health_servicer, bound, host, live, research)
 
 
 async def serve(data_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tokens: Iterable[str] | None = None,

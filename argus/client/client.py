@@ -32,6 +32,8 @@ from argus.v1 import event_log_service_pb2_grpc as pb_grpc
 from argus.v1 import events_pb2
 from argus.v1 import projection_service_pb2 as ps
 from argus.v1 import projection_service_pb2_grpc as ps_grpc
+from argus.v1 import research_service_pb2 as rs
+from argus.v1 import research_service_pb2_grpc as rs_grpc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +122,7 @@ class ArgusClient:
         self._channel = channel
         self._stub = pb_grpc.EventLogServiceStub(channel)
         self._projections = ps_grpc.ProjectionServiceStub(channel)
+        self._research = rs_grpc.ResearchServiceStub(channel)
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         self.backoff = backoff or Backoff()
         self.max_batch_events = max_batch_events
@@ -313,6 +316,42 @@ class ArgusClient:
         """The log's head, its chain-hash head and the number of instruments defined."""
         resp = await self._stub.Head(pb.HeadRequest(), metadata=self._metadata)
         return HeadInfo(int(resp.head), bytes(resp.chain_head), int(resp.instruments))
+
+    # -- research ------------------------------------------------------------------------------
+
+    async def submit_research(self, config_yaml: str, run_name: str | None = None, workers: int = 1,
+                              cluster: str | None = None, group_size: int = 0) -> rs.SubmitRunResponse:
+        """Start a research run of `config_yaml` on the server (argus.v1.ResearchService): returns its
+        `run_id`, `run_dir` and `state`. The same configuration on the same log gives the same run_id
+        (a finished run is not run again; a failed one resumes). `group_size`: configurations per replay
+        pass and progress step (0: the server's default). A bad configuration raises
+        INVALID_ARGUMENT naming the field."""
+        request = rs.SubmitRunRequest(config_yaml=config_yaml, workers=workers, group_size=group_size)
+        if run_name is not None:
+            request.run_name = run_name
+        if cluster is not None:
+            request.cluster = cluster
+        return await self._research.SubmitRun(request, metadata=self._metadata)
+
+    async def watch_research(self, run_id: str) -> AsyncIterator[rs.RunProgress]:
+        """The run's progress (state, done, total, message) now and at every change, until it is
+        RUN_STATE_DONE or RUN_STATE_FAILED (the last item)."""
+        call = self._research.WatchRun(rs.WatchRunRequest(run_id=run_id), metadata=self._metadata)
+        try:
+            async for progress in call:
+                yield progress
+        finally:
+            call.cancel()
+
+    async def research_results(self, run_id: str, limit: int = 0) -> rs.GetResultsResponse:
+        """A finished run's summary.json (`summary_json`) and its results.parquet rows (`results`; at most
+        `limit`, 0: all). FAILED_PRECONDITION while the run is not done."""
+        return await self._research.GetResults(rs.GetResultsRequest(run_id=run_id, limit=limit),
+                                               metadata=self._metadata)
+
+    async def research_runs(self) -> list[rs.RunInfo]:
+        """The server's research runs, by run_id."""
+        return list((await self._research.ListRuns(rs.ListRunsRequest(), metadata=self._metadata)).runs)
 
     @staticmethod
     def to_frame(events: Iterable[tuple[int, Event]]) -> pd.DataFrame:
