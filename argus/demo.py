@@ -59,7 +59,7 @@ class DemoConfig:
     days: int = 5
     top: int = 5
     paths: int = 100_000
-    device: str = "auto"
+    device: str = "cpu"  # the spreads' Monte Carlo: "cpu", "gpu" or "auto"; the replay always runs on the CPU
     events_per_day: int | None = None  # default: the synthetic feed's default
     fit_evals: int = 20
 
@@ -147,10 +147,10 @@ def _calibrate(chain, rate: float, q: float, fit_evals: int):
     return res, int(ok.sum())
 
 
-def _spreads(chain, top: int, paths: int, rate: float, fit_evals: int) -> dict:
+def _spreads(chain, top: int, paths: int, rate: float, fit_evals: int, device: str = "cpu") -> dict:
     from argus.analytics.black_scholes import implied_vol
-    from argus.kernels.heston_mc import mc_spread
     from argus.options.pop import YEAR_NS, _implied_div, _lognormal_pop
+    from argus.options.pricing import mc_functions
     from argus.options.spreads import SpreadFilter, credit_spreads
 
     t0 = time.perf_counter()
@@ -163,6 +163,7 @@ def _spreads(chain, top: int, paths: int, rate: float, fit_evals: int) -> dict:
             by_expiry[expiry_ns] = _implied_div(rows[rows["expiry_ns"] == expiry_ns], chain.spot, t, rate)
         return by_expiry[expiry_ns]
 
+    mc_spread = mc_functions(device)[1]  # the replay above ran on the CPU; only these spreads use `device`
     filt = SpreadFilter()
     cands = credit_spreads(rows, chain.spot, filt, now_ns=chain.ts_event, r=rate, q=0.0)
     n_all = len(cands)
@@ -302,7 +303,7 @@ def run_demo(data_dir: str | os.PathLike, config: DemoConfig | None = None, *, p
         info = lg.info()
         chain_head = lg.chain_head().hex()
         chain = latest_chain(lg, syn.symbols[0])
-    spreads = _spreads(chain, cfg.top, cfg.paths, DEFAULT_RATE, cfg.fit_evals)
+    spreads = _spreads(chain, cfg.top, cfg.paths, DEFAULT_RATE, cfg.fit_evals, device)
     anomalies = _anomalies(chain, DEFAULT_RATE, cfg.top)
     backtest = _backtest(data_dir, syn.symbols[0])
     return {

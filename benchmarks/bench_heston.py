@@ -11,7 +11,14 @@ same run: scipy least_squares with its finite-difference Jacobian over `heston_p
 panels of width 4; both fit the same 3-expiry chain (7, 14 and 42 days, 28 strikes each, priced by the
 model) from the same start, with spread_pop's settings (tolerances 1e-6, at most 20 evaluations).
 
-Usage: python benchmarks/bench_heston.py [--json] [--paths N] [--steps M] [--runs R]
+GPU section (only where argus.options.gpu.available(): cupy and a CUDA device; else "gpu: not available"):
+path-steps/s of the same kernel source compiled by NVRTC (argus.options.gpu.mc_european, --gpu-paths x
+--steps, best of --runs after one warm-up that includes the compile), and a 100-spread chain end to end:
+calibrate_heston on the 3-expiry chain above, then 100 put verticals (short strikes across the 3 expiries,
+widths 5 and 10) priced by argus.options.gpu.mc_spread at 200,000 paths each, wall time from the chain to
+the last result.
+
+Usage: python benchmarks/bench_heston.py [--json] [--paths N] [--steps M] [--runs R] [--gpu-paths N]
 """
 
 from __future__ import annotations
@@ -136,12 +143,66 @@ def calibration_bench(runs: int) -> dict:
     return out
 
 
+def gpu_bench(steps: int, runs: int, gpu_paths: int) -> dict:
+    """The GPU figures (see the module doc), or {"available": False, "reason": ...} without a device."""
+    from argus.options import gpu
+
+    if not gpu.available():
+        return {"available": False, "reason": gpu.unavailable_reason()}
+    import cupy
+
+    import argus.analytics.heston as H
+
+    P = PARAMS
+    args = (P["S0"], P["r"], P["q"], P["v0"], P["kappa"], P["theta"], P["sigma"], P["rho"], P["T"], STRIKES,
+            ["C"] * len(STRIKES))
+    t = time.perf_counter()
+    gpu.mc_european(*args, 100_000, steps, 0)  # compile (or load from cupy's cache) + warm-up
+    first_call_s = time.perf_counter() - t
+    times = []
+    for i in range(runs):
+        cupy.cuda.Device().synchronize()
+        t = time.perf_counter()
+        px, se = gpu.mc_european(*args, gpu_paths, steps, 1 + i)  # results come back: synchronous
+        times.append(time.perf_counter() - t)
+    work = gpu_paths * steps
+
+    true = H.HestonParams(v0=0.03, kappa=3.0, theta=0.05, sigma=0.8, rho=-0.7)
+    S, r, q = 487.0, 0.05, 0.013
+    days = np.array([7.0, 14.0, 42.0])
+    expiries = np.repeat(days / 365.0, 28)
+    strikes = np.tile(np.linspace(405.0, 540.0, 28), 3)
+    rights = np.where(strikes >= S, "call", "put")
+    prices = np.concatenate([H.heston_price(S, strikes[i * 28:(i + 1) * 28], T, r, q, true, rights[i * 28:(i + 1) * 28])
+                             for i, T in enumerate(np.unique(expiries))])
+    spreads = [(T, k, k - w) for T in days / 365.0 for k in np.linspace(430.0, 485.0, 17) for w in (5.0, 10.0)][:100]
+    chain_s = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fit = H.calibrate_heston(S, r, q, strikes, expiries, prices, rights, xtol=1e-6, ftol=1e-6, gtol=1e-6,
+                                 max_nfev=20)
+        hp = fit.params
+        pops = [gpu.mc_spread(S, r, q, hp.v0, hp.kappa, hp.theta, hp.sigma, hp.rho, T, k1, k2, "put", 1.0,
+                              200_000, max(16, int(np.ceil(50 * T))), 7)["pop"] for T, k1, k2 in spreads]
+        chain_s.append(time.perf_counter() - t)
+    dev = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    return {
+        "available": True, "device": dev["name"].decode() if isinstance(dev["name"], bytes) else str(dev["name"]),
+        "paths": gpu_paths, "steps": steps, "path_steps": work, "seconds": min(times),
+        "path_steps_per_s": work / min(times), "first_call_seconds": first_call_s,
+        "prices": np.asarray(px).tolist(), "stderrs": np.asarray(se).tolist(),
+        "chain_100_spreads": {"spreads": len(spreads), "paths": 200_000, "seconds": min(chain_s),
+                              "fit_rmse": fit.rmse, "pop_range": [min(pops), max(pops)]},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--paths", type=int, default=200_000)
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--gpu-paths", type=int, default=10_000_000)
     args = ap.parse_args()
     P = PARAMS
     work = args.paths * args.steps
@@ -190,6 +251,7 @@ def main() -> None:
         python=platform.python_version(), numpy=np.__version__, machine=platform.machine(),
         cpus=os.cpu_count(),
         calibration=calibration_bench(args.runs),
+        gpu=gpu_bench(args.steps, args.runs, args.gpu_paths),
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -208,6 +270,15 @@ def main() -> None:
         c = cal[name]
         print(f"  {name:21s}: {c['seconds']:.3f} s, {c['nfev']} evaluations, max |param error| {c['max_param_error']:.2e}")
     print(f"  speedup: {cal['speedup']:.1f} x")
+    g = res["gpu"]
+    if not g["available"]:
+        print(f"gpu: not available ({g['reason']})")
+        return
+    print(f"Heston QE MC on the GPU ({g['device']}), {g['paths']} paths x {g['steps']} steps:")
+    print(f"  kernel   : {g['path_steps_per_s'] / 1e9:8.2f} G path-steps/s  ({g['seconds']:.3f} s; first call, "
+          f"with the compile, {g['first_call_seconds']:.2f} s)")
+    c = g["chain_100_spreads"]
+    print(f"  chain    : {c['spreads']} spreads calibrated + priced at {c['paths']} paths in {c['seconds']:.3f} s")
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def _backtest_text(bt: dict) -> None:
               help="Spread candidates and IV anomalies to show.")
 @click.option("--paths", type=click.IntRange(min=1000), default=100_000, show_default=True,
               help="Heston Monte Carlo paths per spread.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
-              help="Where the Monte Carlo runs (auto = cpu; gpu has no path yet).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="cpu", show_default=True,
+              help="Where the spreads' Heston Monte Carlo runs (auto = gpu when cupy and a CUDA device are "
+                   "present, else cpu); the replay always runs on the CPU.")
 @click.option("--events-per-day", type=click.IntRange(min=1000), default=None, hidden=True,
               help="Expected quotes + trades per symbol per day (default 80000).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -11,6 +11,9 @@ import click
 from argus.cli.output import emit, log_dir
 
 _DEVICE = click.Choice(["auto", "cpu", "gpu"])
+_DEVICE_HELP = ("Where the Heston Monte Carlo runs: gpu (CUDA through cupy, the same kernel and random numbers as "
+                "the CPU), cpu, or auto (gpu when cupy and a CUDA device are present, else cpu). Refused for gpu "
+                "without one.")
 
 
 @click.group()
@@ -36,7 +39,7 @@ def options() -> None:
 @click.option("--paths", type=click.IntRange(min=2), default=200_000, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Default max(16, ceil(50 T)).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", type=_DEVICE, default="auto", show_default=True)
+@click.option("--device", type=_DEVICE, default="auto", show_default=True, help=_DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def price(model, spot, strike, years, rate, div, right, vol, v0, kappa, theta, sigma, rho, method, paths, steps,
           seed, device, as_json) -> None:
@@ -67,7 +70,7 @@ def price(model, spot, strike, years, rate, div, right, vol, v0, kappa, theta, s
 @click.option("--paths", type=click.IntRange(min=2), default=200_000, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Default max(16, ceil(50 T)).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Default: the snapshot's log offset.")
-@click.option("--device", type=_DEVICE, default="auto", show_default=True)
+@click.option("--device", type=_DEVICE, default="auto", show_default=True, help=_DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def pop(ctx, symbol, short, long_, expiry, right, at_offset, max_age, rate, div, fit, fit_evals, paths, steps, seed,

@@ -18,16 +18,20 @@ the ts_recv of the log's last event at or before `at_offset` — the reference o
   every expiry at least one day out (fit="all"), with at most `fit_evals` (default 20) function
   evaluations and tolerances 1e-6 (analytic Jacobian: a few hundredths of a second for one expiry; the
   Monte Carlo at 200,000 paths takes about 0.1 s);
-- Monte Carlo (argus.kernels.heston_mc.mc_spread) with `paths` (default 200,000) and `steps`
-  (default max(16, ceil(50 T))), seed = the snapshot's log offset unless `seed` is given, so the same
-  log and arguments give the same numbers;
+- Monte Carlo (argus.kernels.heston_mc.mc_spread on the CPU, its twin argus.options.gpu.mc_spread on a
+  GPU: `device` "auto" | "cpu" | "gpu", see argus.options.pricing.resolve_device; both draw the same
+  random numbers) with `paths` (default 200,000) and `steps` (default max(16, ceil(50 T))), seed = the
+  snapshot's log offset unless `seed` is given, so the same log and arguments give the same numbers;
 - beside it the lognormal PoP: P(the P&L at expiry > 0), i.e. S_T beyond the breakeven, under the
   risk-neutral lognormal with the short strike's IV (the row's iv, else implied from its mid, else the
   ATM IV).
 
 The computation itself is `argus.projections.options.vertical_pop`, which the options projection of
 `argusctl replay` runs on every analysed snapshot: the same chain, spread and arguments give the same
-numbers here and in the projection's `option_pop` records.
+numbers here and in the projection's `option_pop` records.  The projection always runs the CPU kernel
+(replay stays CPU-deterministic; its configuration has no device); on the CPU device this command gives
+the projection's numbers bit for bit, and the GPU twin is designed to as well (same paths, same chunked
+summation order; see argus.options.gpu).
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ def spread_pop(chain: Chain, expiry: str, short: float, long: float, right: str 
                div: float | None = None, paths: int = 200_000, steps: int | None = None, seed: int | None = None,
                fit: str = "expiry", fit_evals: int = 20, device: str = "auto") -> dict:
     """PoP and P&L statistics of the vertical (short `short`, long `long`, same `right`); see the module doc."""
-    from argus.options.pricing import resolve_device
+    from argus.options.pricing import mc_functions, resolve_device
 
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -162,7 +166,8 @@ def spread_pop(chain: Chain, expiry: str, short: float, long: float, right: str 
         raise ValueError(f"expiry {expiry} is not after the snapshot time")
     try:
         res = vertical_pop(rows, chain.spot, chain.ts_event, exp_ns, short, long, right, offset=chain.offset,
-                           rate=rate, div=div, paths=paths, steps=steps, seed=seed, fit=fit, fit_evals=fit_evals)
+                           rate=rate, div=div, paths=paths, steps=steps, seed=seed, fit=fit, fit_evals=fit_evals,
+                           mc_spread=mc_functions(dev)[1])
     except ValueError as err:
         raise ValueError(str(err).replace("for that expiry", f"for {expiry}")) from None
     hp, mc, fitres = res["params"], res["mc"], res["fit"]

@@ -6,31 +6,50 @@
 - model "heston", method "mc": Andersen QE Monte Carlo (argus.kernels.heston_mc.mc_european) with
   `paths`, `steps`, `seed`; stderr is the standard error of the discounted payoff mean.
 
-Devices: "cpu" always works; "gpu" raises a clear error (there is no GPU kernel yet) — with cupy
-importable it still refuses with "no GPU path yet"; "auto" means cpu. The device used is reported.
+Devices (`resolve_device`): "cpu" always works; "gpu" runs the Monte Carlo on a CUDA device through CuPy
+(argus.options.gpu: the same kernel source and random numbers as the CPU) and is refused with a ValueError
+naming the reason (cupy not installed, no CUDA device) when there is none; "auto" is "gpu" when
+argus.options.gpu.available(), else "cpu".  Only the Monte Carlo runs on the GPU: analytic prices are
+computed on the CPU and report "cpu" (the "device" of a result is where it was computed).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["resolve_device", "price_option"]
+__all__ = ["resolve_device", "mc_functions", "price_option"]
 
 DEVICES = ("auto", "cpu", "gpu")
 
 
 def resolve_device(device: str) -> str:
-    """The device a computation runs on: 'cpu' for 'auto'/'cpu'; 'gpu' is refused (no GPU path yet)."""
+    """The device the Monte Carlo runs on: 'cpu', or 'gpu' when asked for ('gpu') or present ('auto').
+
+    Raises ValueError for an unknown name, and for 'gpu' without a usable CUDA device (with the reason)."""
     device = str(device).lower()
     if device not in DEVICES:
         raise ValueError(f"device={device!r}: must be one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    from argus.options import gpu
+
+    if device == "auto":
+        return "gpu" if gpu.available() else "cpu"
+    reason = gpu.unavailable_reason()
+    if reason is not None:
+        raise ValueError(f"device gpu: unavailable, {reason}; use --device cpu or auto")
+    return "gpu"
+
+
+def mc_functions(device: str):
+    """(mc_european, mc_spread) of a resolved device ('cpu' or 'gpu'): same signatures and results."""
     if device == "gpu":
-        try:
-            import cupy  # noqa: F401
-        except ImportError:
-            raise ValueError("device gpu: no GPU path yet (cupy is not importable); use --device cpu") from None
-        raise ValueError("device gpu: no GPU path yet (no GPU Heston kernel); use --device cpu")
-    return "cpu"
+        from argus.options import gpu
+
+        return gpu.mc_european, gpu.mc_spread
+    from argus.kernels.heston_mc import mc_european, mc_spread
+
+    return mc_european, mc_spread
 
 
 def _is_call(right: str) -> bool:
@@ -65,7 +84,7 @@ def price_option(model: str, *, spot: float, strike: float, years: float, rate: 
         from argus.analytics.black_scholes import price as bs_price
 
         p = float(bs_price(spot, strike, years, vol, rate, div, is_call))
-        return {"price": p, "stderr": None, "method": "analytic", "device": dev}
+        return {"price": p, "stderr": None, "method": "analytic", "device": "cpu"}
     if model != "heston":
         raise ValueError(f"model={model!r}: must be 'bs' or 'heston'")
     missing = [n for n, v in (("v0", v0), ("kappa", kappa), ("theta", theta), ("sigma", sigma), ("rho", rho))
@@ -79,8 +98,8 @@ def price_option(model: str, *, spot: float, strike: float, years: float, rate: 
         from argus.analytics.heston import heston_price
 
         p = float(heston_price(spot, strike, years, rate, div, params, "call" if is_call else "put"))
-        return {"price": p, "stderr": None, "method": "analytic", "device": dev}
-    from argus.kernels.heston_mc import mc_european
+        return {"price": p, "stderr": None, "method": "analytic", "device": "cpu"}
+    mc_european = mc_functions(dev)[0]
 
     n_steps = max(16, math.ceil(50 * years)) if steps is None else int(steps)
     if n_steps < 1:

@@ -181,13 +181,17 @@ def _calibrate(rows, spot, ts_event, expiry_ns, rate, q, fit, fit_evals):
 def vertical_pop(rows: np.ndarray, spot: float, ts_event: int, expiry_ns: int, short: float, long: float,
                  right: str, *, offset: int, rate: float = 0.05, div: float | None = None, paths: int = 200_000,
                  steps: int | None = None, seed: int | None = None, fit: str = "expiry", fit_evals: int = 20,
-                 calibrations: dict | None = None) -> dict:
+                 calibrations: dict | None = None, mc_spread=None) -> dict:
     """PoP and P&L statistics of the vertical (short `short`, long `long`, both `right`, expiring at
     `expiry_ns`) from one chain's rows (OPTION_ROW_DTYPE); see argus.options.pop for the method.
     `calibrations` (a dict) caches fits by (fit, expiry, dividend) across calls on the same chain.
+    `mc_spread`: the Monte Carlo (default the CPU kernel, argus.kernels.heston_mc.mc_spread, which the
+    projection always uses; argus.options.pop passes the GPU twin for --device gpu).
     Raises ValueError when a strike is not listed or too few quotes support the fit."""
     from argus.analytics.black_scholes import implied_vol
-    from argus.kernels.heston_mc import mc_spread
+
+    if mc_spread is None:
+        from argus.kernels.heston_mc import mc_spread
 
     if right not in ("put", "call"):
         raise ValueError(f"right={right!r}: must be 'put' or 'call'")

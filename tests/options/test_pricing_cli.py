@@ -14,6 +14,7 @@ from argus.cli.main import cli
 from argus.connectors.synthetic import SyntheticConfig, write_synthetic_market
 from argus.events.types import OptionRight
 from argus.log import EventLog
+from argus.options import gpu
 
 LEWIS = ["--spot", "100", "--strike", "100", "--years", "1", "--rate", "0.01", "--div", "0.02", "--v0", "0.04",
          "--kappa", "4", "--theta", "0.25", "--sigma", "1", "--rho", "-0.5", "--right", "call"]
@@ -61,13 +62,38 @@ def test_price_bs_hull():
 
 
 def test_price_devices():
+    # analytic prices are computed on the CPU whatever the device
     assert run_json(["price", "--model", "bs", "--spot", "42", "--strike", "40", "--years", "0.5", "--vol", "0.2",
                      "--device", "auto"])["device"] == "cpu"
-    res = run(["price", "--model", "bs", "--spot", "42", "--strike", "40", "--years", "0.5", "--vol", "0.2",
-               "--device", "gpu"])
-    assert res.exit_code == 3 and "no GPU path yet" in res.output
+    if not gpu.available():
+        res = run(["price", "--model", "bs", "--spot", "42", "--strike", "40", "--years", "0.5", "--vol", "0.2",
+                   "--device", "gpu"])
+        assert res.exit_code == 3 and "device gpu: unavailable" in res.output and "--device cpu" in res.output
     res = run(["price", "--model", "heston", *LEWIS[:4], "--years", "1"])
     assert res.exit_code == 3 and "--v0" in res.output
+
+
+def test_price_device_auto_uses_the_gpu_twin_when_present(monkeypatch):
+    # plumbing only: a pretend device whose "GPU" Monte Carlo is the CPU kernel
+    from argus.kernels import heston_mc
+
+    monkeypatch.setattr(gpu, "available", lambda: True)
+    monkeypatch.setattr(gpu, "unavailable_reason", lambda: None)
+    calls = []
+
+    def fake(*a, **k):
+        calls.append(a)
+        return heston_mc.mc_european(*a, **k)
+
+    monkeypatch.setattr(gpu, "mc_european", fake)
+    mc = ["price", "--model", "heston", "--method", "mc", "--paths", "2000", "--steps", "8", *LEWIS]
+    cpu = run_json([*mc, "--device", "cpu"])
+    for dev in ("auto", "gpu"):
+        out = run_json([*mc, "--device", dev])
+        assert out["device"] == "gpu" and out["price"] == cpu["price"] and out["stderr"] == cpu["stderr"]
+    assert len(calls) == 2 and cpu["device"] == "cpu"
+    out = run_json(["price", "--model", "heston", "--method", "analytic", *LEWIS, "--device", "gpu"])
+    assert out["device"] == "cpu"  # nothing ran on the GPU
 
 
 @pytest.fixture(scope="module")
@@ -134,5 +160,6 @@ def test_pop_unknown_symbol_and_expiry(market):
     assert res.exit_code in (3, 4) and "expiry 2030-01-18 is not in the SPY chain" in res.output
     res = run([*args[:i + 1], "18/01/2030", *args[i + 2:]], market["data"])
     assert res.exit_code == 2
-    res = run([*args, "--device", "gpu"], market["data"])
-    assert res.exit_code == 3 and "no GPU path yet" in res.output
+    if not gpu.available():
+        res = run([*args, "--device", "gpu"], market["data"])
+        assert res.exit_code == 3 and "device gpu: unavailable" in res.output
