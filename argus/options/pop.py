@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from argus.events.layout import HEADER_DTYPE
+from argus.events.osi import osi_symbol
 from argus.events.types import EventType
 from argus.projections.options import implied_div, lognormal_pop, vertical_pop
 
@@ -187,6 +188,8 @@ def spread_pop(chain: Chain, expiry: str, short: float, long: float, right: str 
         "right": right,
         "short": short,
         "long": long,
+        "short_symbol": osi_symbol(chain.symbol[:6], exp_ns, right, short),
+        "long_symbol": osi_symbol(chain.symbol[:6], exp_ns, right, long),
         "credit": credit,
         "width": width,
         "max_loss": width - credit,

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from argus.events.osi import osi_symbol
 from argus.events.types import OptionRight
 from argus.replay.execution import FillReport, RejectReport, fill_spread, settle_spread
 from argus.strategies.base import SpreadIntent
@@ -34,14 +35,6 @@ __all__ = ["ChainView", "OptionsBook", "SpreadPosition", "osi_symbol"]
 
 MULTIPLIER = 100.0
 _DAY_NS = 86_400 * 10**9
-
-
-def osi_symbol(root: str, expiry_ns: int, right: int, strike: float) -> str:
-    """The OCC (OSI) symbol: root padded to 6, YYMMDD (New York date of the expiry), C/P, strike x 1000."""
-    day = dt.datetime.fromtimestamp(expiry_ns / 1e9, tz=dt.UTC).astimezone(
-        dt.timezone(dt.timedelta(hours=-5))).date()
-    cp = "C" if right == OptionRight.CALL else "P"
-    return f"{root[:6]:<6}{day:%y%m%d}{cp}{round(strike * 1000):08d}"
 
 
 @dataclass(frozen=True)
