@@ -781,6 +781,18 @@ def _regimes_section(d: ReportData) -> list[dict[str, Any]]:
                        ("annual return on hostile regimes only", fmt(hs.get("annual_return"), 3, pct=True)),
                        ("max drawdown on hostile regimes only", fmt(hs.get("max_drawdown"), 3, pct=True))],
                       caption="Regime sensitivity and hostile-regime stress"))
+    hr = doc.get("hostile_rerun")
+    if hr:
+        blocks.append(_kv([("entries allowed only in", fmt(hr.get("labels"))), ("trades", fmt(hr.get("trades"))),
+                           ("total P&L", fmt(hr.get("total_pnl"), 2)), ("Sharpe", fmt(hr.get("sharpe"), 2)),
+                           ("max drawdown", fmt(hr.get("max_drawdown"), 3, pct=True))],
+                          caption="Rerun with entries in hostile regimes only"))
+    sessions = doc.get("sessions")
+    if sessions:
+        blocks.append(_table(("session of entry", "trades", "win rate", "mean P&L", "total P&L"),
+                             ([fmt(x.get("session")), fmt(x.get("trades")), fmt(x.get("win_rate"), 3, pct=True),
+                               fmt(x.get("mean_pnl"), 2), fmt(x.get("total_pnl"), 2)] for x in sessions),
+                             caption=f"Closed trades of {d.label(key)} by the session they entered in"))
     return blocks
 
 

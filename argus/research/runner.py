@@ -49,7 +49,7 @@ from argus.research.sweep import (
     run_group,
 )
 
-__all__ = ["run_research"]
+__all__ = ["results_digest", "run_research"]
 
 _CACHE = "cache"
 
@@ -268,7 +268,7 @@ def _analyse(cfg: ResearchConfig, trials: list[Trial], done: list[dict], extras:
         rc = stats.reality_check(R, bench, reps=cfg.robustness.reps, seed=cfg.robustness.seed)
         spa = stats.spa_test(R, bench, reps=cfg.robustness.reps, seed=cfg.robustness.seed)
     folds_rows, wf = _walk_forward(cfg, R, days, keys)
-    cpcv = _cpcv(cfg, R)
+    cpcv = _cpcv(cfg, R, max((int(d.get("max_hold_days", 0)) for d in done), default=0))
     stability = _stability(cfg, trials, np.array([_opt(d["metrics"].get("sharpe")) or np.nan for d in done]))
     # -- gates ------------------------------------------------------------------------------------
     gates = dict(cfg.gates)
@@ -320,15 +320,11 @@ def _analyse(cfg: ResearchConfig, trials: list[Trial], done: list[dict], extras:
     trades.to_parquet(out / "trades.parquet", index=False)
     (out / "robustness.json").write_text(json.dumps(robustness, indent=1, default=_json_default) + "\n")
     (out / "allocations.json").write_text(json.dumps(allocations, indent=1, default=_json_default) + "\n")
-    digest = hashlib.blake2b(digest_size=32)
-    for j in sorted(range(n), key=lambda j: keys[j]):
-        digest.update(keys[j].encode() + metrics_json(done[j]["metrics"]).encode())
-        digest.update(np.ascontiguousarray(done[j]["equity_by_day"], dtype="<f8").tobytes())
     best = order[0] if order else None
     bench_sr = stats.sharpe_moments(bench).sr if T >= 3 else np.nan
     return {
         "run_dir": str(out), "name": cfg.name, "configs": n, "folds": len({r["fold"] for r in folds_rows}),
-        "survivors": len(survivors), "killed": dict(sorted(killed.items())), "results_digest": digest.hexdigest(),
+        "survivors": len(survivors), "killed": dict(sorted(killed.items())), "results_digest": results_digest(keys, done),
         "market": {"head": head, "symbols": cfg.data.symbols, "timeframe": cfg.data.timeframe,
                    "from": str(dates[0]) if T else None, "to": str(dates[-1]) if T else None, "days": T},
         "trials": {"n": n_trials, "effective": effective, "sr_variance": sr_var, "sr_units": "per day",
@@ -344,6 +340,15 @@ def _analyse(cfg: ResearchConfig, trials: list[Trial], done: list[dict], extras:
                       "total_return": _opt(bench_close[-1] / bench_close[0] - 1) if T else None,
                       "cagr": _opt((bench_close[-1] / bench_close[0]) ** (252 / T) - 1) if T else None},
     }
+
+
+def results_digest(keys: list[str], done: list[dict]) -> str:
+    """BLAKE2b-256 over the trials in key order: key, metrics (canonical JSON), daily equity bytes."""
+    digest = hashlib.blake2b(digest_size=32)
+    for j in sorted(range(len(keys)), key=lambda j: keys[j]):
+        digest.update(keys[j].encode() + metrics_json(done[j]["metrics"]).encode())
+        digest.update(np.ascontiguousarray(done[j]["equity_by_day"], dtype="<f8").tobytes())
+    return digest.hexdigest()
 
 
 def _chash(cfg: ResearchConfig) -> str:
@@ -391,9 +396,11 @@ def _walk_forward(cfg: ResearchConfig, R: np.ndarray, days: np.ndarray, keys: li
     return rows, wf
 
 
-def _cpcv(cfg: ResearchConfig, R: np.ndarray) -> dict[str, Any] | None:
+def _cpcv(cfg: ResearchConfig, R: np.ndarray, horizon: int) -> dict[str, Any] | None:
     """Combinatorially purged CV of the selection rule (best in-sample Sharpe): the distribution of the
-    selected configuration's out-of-sample Sharpe over all C(N, k) splits (one sample per day)."""
+    selected configuration's out-of-sample Sharpe over all C(N, k) splits. One sample per day; a day's
+    label runs until the longest trade of the sweep could exit (`horizon` days later), so a training day
+    whose trades may still be open in a test block is purged (by exit time), then `embargo_days` more."""
     from argus.research.splits import combinatorial_purged_splits, n_backtest_paths
     from argus.research.walkforward import sharpe_ratio
 
@@ -402,7 +409,8 @@ def _cpcv(cfg: ResearchConfig, R: np.ndarray) -> dict[str, Any] | None:
     if R.shape[1] == 0 or T < 4 * f.cpcv_groups:
         return None
     idx = np.arange(T)
-    splits = combinatorial_purged_splits(idx, idx, f.cpcv_groups, f.cpcv_test_groups, embargo=f.embargo_days)
+    exits = np.minimum(idx + max(0, int(horizon)), T - 1)
+    splits = combinatorial_purged_splits(idx, exits, f.cpcv_groups, f.cpcv_test_groups, embargo=f.embargo_days)
     oos = []
     for s in splits:
         is_sr = sharpe_ratio(R[s.train])
@@ -411,6 +419,8 @@ def _cpcv(cfg: ResearchConfig, R: np.ndarray) -> dict[str, Any] | None:
     arr = np.asarray(oos)
     ok = arr[np.isfinite(arr)]
     return {"splits": len(splits), "paths": n_backtest_paths(f.cpcv_groups, f.cpcv_test_groups),
+            "purge_horizon_days": int(horizon), "embargo_days": f.embargo_days,
+            "train_days_mean": float(np.mean([len(s.train) for s in splits])),
             "oos_sharpe_mean": _opt(ok.mean()) if len(ok) else None,
             "oos_sharpe_std": _opt(ok.std(ddof=1)) if len(ok) > 1 else None,
             "oos_sharpe_min": _opt(ok.min()) if len(ok) else None,
@@ -512,6 +522,7 @@ def _robustness(cfg: ResearchConfig, trials: list[Trial], top: list[int], R: np.
                 doc["regime_sensitivity"] = _opt(sens.score)
         doc["regimes"] = regimes
         stress = regime_subset_stress(r, labels, set(rb.hostile_regimes))
+        doc["sessions"] = _session_table(tr, closed)
         doc["hostile_stress"] = {"labels": list(rb.hostile_regimes), "periods": stress.hostile.n_periods,
                                  "sharpe": _opt(stress.hostile.sharpe),
                                  "annual_return": _opt(stress.hostile.annual_return),
@@ -532,6 +543,9 @@ def _robustness(cfg: ResearchConfig, trials: list[Trial], top: list[int], R: np.
         df["symbol"] = df["symbol"].astype(str)
         df["exit_reason"] = df["exit_reason"].astype(str)
         trade_parts.append(df)
+    if rb.regimes:
+        for t, doc in zip(chosen, _hostile_reruns(cfg, chosen, head, log_path), strict=True):
+            out[t.key]["hostile_rerun"] = doc
     with np.errstate(invalid="ignore", divide="ignore"):
         bench_eq = cfg.execution.cash * bench_close / bench_close[np.isfinite(bench_close)][0] \
             if np.isfinite(bench_close).any() else np.full(len(days), np.nan)
@@ -540,6 +554,56 @@ def _robustness(cfg: ResearchConfig, trials: list[Trial], top: list[int], R: np.
     trades = pd.concat(trade_parts, ignore_index=True) if trade_parts else pd.DataFrame(
         {"key": pd.Series(dtype=str)})
     return out, curves, trades
+
+
+def _session_table(trades: dict[str, np.ndarray], closed: np.ndarray) -> list[dict[str, Any]]:
+    """Closed trades by the global session of their entry (argus.projections.sessions): count, win rate,
+    mean and total P&L."""
+    from argus.projections.sessions import SESSION_NAMES, label_at
+
+    if not closed.any():
+        return []
+    entry = np.asarray(trades["entry_ts"], dtype=np.int64)[closed]
+    pnl = np.asarray(trades["pnl"], dtype=np.float64)[closed]
+    labels = label_at(entry)
+    rows = []
+    for code in sorted(set(labels.tolist())):
+        p = pnl[labels == code]
+        rows.append({"session": SESSION_NAMES[int(code)], "trades": int(len(p)), "win_rate": float(np.mean(p > 0)),
+                     "mean_pnl": float(p.mean()), "total_pnl": float(p.sum())})
+    return rows
+
+
+def _hostile_reruns(cfg: ResearchConfig, chosen: list[Trial], head: int, log_path: str) -> list[dict[str, Any]]:
+    """The top configurations rerun with entries allowed only while the market regime is hostile
+    (robustness.hostile_regimes): what the strategy does when the market turns against it."""
+    from argus.kernels.market_regime import MARKET_REGIME_NAMES
+    from argus.replay.backtest import NO_RUN_LOG
+    from argus.replay.fanout import run_many
+    from argus.strategies.base import RegimeGate
+    from argus.strategies.registry import default_registry
+
+    hostile = set(cfg.robustness.hostile_regimes)
+    gate = RegimeGate(frozenset(set(MARKET_REGIME_NAMES) - hostile))
+    reg = default_registry()
+    strategies = []
+    for t in chosen:
+        s = reg.create(t.strategy, t.params)
+        s.filters = gate if s.filters is None else s.filters & gate
+        s.uses = s.uses | {"market_regime"}  # the gate reads the market regime: the pass must compute it
+        strategies.append(s)
+    cfgs = [backtest_config(cfg, t.strategy, t.params, head) for t in chosen]
+    with EventLog(log_path, readonly=True) as lg:
+        results = run_many(lg, cfgs, strategies, runs_dir=NO_RUN_LOG)
+    out = []
+    for res in results:
+        tr = res.tables["trades"]
+        closed = (tr["exit_reason"] != "open") if len(tr["symbol"]) else np.zeros(0, bool)
+        pnl = np.asarray(tr["pnl"], dtype=np.float64)[closed]
+        out.append({"labels": sorted(hostile), "trades": int(len(pnl)), "total_pnl": float(pnl.sum()),
+                    "final_equity": res.final_equity, "sharpe": _opt(res.metrics.get("sharpe")),
+                    "max_drawdown": _opt(res.metrics.get("max_drawdown"))})
+    return out
 
 
 def _fan(pnl: np.ndarray, block: float, rb, cash: float) -> dict[str, Any]:

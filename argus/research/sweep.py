@@ -180,10 +180,14 @@ def run_group(log_path: str, cfg_doc: dict[str, Any], trials: Sequence[tuple[str
         eq = np.asarray(res.tables["equity"]["equity"], dtype=np.float64)
         trades = res.tables["trades"]
         closed = trades["exit_reason"] != "open" if len(trades["symbol"]) else np.zeros(0, bool)
+        held = (np.asarray(trades["exit_ts"], dtype=np.int64)[closed]
+                - np.asarray(trades["entry_ts"], dtype=np.int64)[closed])
         out["trials"].append({
             "key": key, "strategy": name, "params": params, "metrics": res.metrics, "final_equity": res.final_equity,
             "total_commission": res.total_commission, "fills": res.fills,
             "trades": int(closed.sum()), "equity_by_day": _last_per_day(days, eq, out["days"]),
+            # the longest trade, in days (rounded up): the label horizon CPCV purges by
+            "max_hold_days": int(math.ceil(held.max() / 86_400e9)) if len(held) else 0,
         })
     if closes is not None:
         cts = np.concatenate(closes.ts) if closes.ts else np.empty(0, np.int64)
