@@ -8,6 +8,7 @@ whose bytes are the body. Both produce the same bytes for the same events.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,21 +157,33 @@ def validate_body(body: bytes | memoryview | np.ndarray, n_instruments: int) -> 
     count, n_after, lo, hi, variable = _kcodec.validate_body(view, n_instruments)
     instruments: list[tuple[int, str]] = []
     if len(variable):
-        positions = _kcodec.index_records(view)
+        positions = None  # record indexes, computed only for an error message
+
+        def index_of(pos: int) -> int:
+            nonlocal positions
+            if positions is None:
+                positions = _kcodec.index_records(view)
+            return int(np.searchsorted(positions, pos))
+
         for pos in variable.tolist():
-            head = np.frombuffer(view, dtype=HEADER_DTYPE, count=1, offset=pos)[0]
-            t = EventType(int(head["type"]))
-            index = int(np.searchsorted(positions, pos))
-            payload = bytes(view[pos + HEADER_SIZE: pos + HEADER_SIZE + int(head["payload_len"])])
+            _, type_id, _, _, instrument_id, payload_len, _, _ = _HEADER_STRUCT.unpack_from(view, pos)
+            t = _EVENT_TYPE[type_id]
+            payload = view[pos + HEADER_SIZE: pos + HEADER_SIZE + payload_len]
             try:
                 msg = MESSAGES[t].FromString(payload)
             except DecodeError as exc:
-                raise EventValidationError(index, t.name, "payload", f"{len(payload)} bytes",
+                raise EventValidationError(index_of(pos), t.name, "payload", f"{len(payload)} bytes",
                                            f"a serialized argus.v1.{MESSAGES[t].__name__}") from exc
             if t == EventType.INSTRUMENT_DEFINED:
-                _check_instrument(index, int(head["instrument_id"]), msg)
-                instruments.append((int(head["instrument_id"]), msg.symbol))
+                _check_instrument(index_of(pos), instrument_id, msg)
+                instruments.append((instrument_id, msg.symbol))
     return BodyInfo(count, n_after, lo, hi, instruments)
+
+
+#: The record header (layout.HEADER) for struct: length, type, version, flags, instrument, payload_len,
+#: ts_event, ts_recv. tests/events/test_layout.py checks it against the declared layout.
+_HEADER_STRUCT = struct.Struct("<IHBBIIqq")
+_EVENT_TYPE = {int(t): t for t in EventType}
 
 
 def _check_instrument(index: int, header_id: int, msg: Message) -> None:

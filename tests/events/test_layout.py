@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
@@ -95,3 +96,14 @@ def test_every_event_type_has_a_payload_message_in_the_envelope() -> None:
     for t in types.EventType:
         if t != types.EventType.UNSPECIFIED:
             assert t.name.lower() in oneof
+
+
+def test_codec_header_struct_matches_the_declared_header():
+    from argus.events import codec
+
+    assert codec._HEADER_STRUCT.size == layout.HEADER_SIZE
+    rec = np.zeros(1, dtype=layout.HEADER_DTYPE)
+    values = (40, 7, 1, 0, 3, 8, 123456789, 987654321)
+    for (name, _), v in zip(layout.HEADER, values, strict=True):
+        rec[name] = v
+    assert codec._HEADER_STRUCT.unpack_from(rec.tobytes(), 0) == values
