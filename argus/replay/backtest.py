@@ -122,9 +122,12 @@ def market_scan(log: EventLog, from_offset: int, to_offset: int) -> tuple[dict[s
             if chunk.stop <= from_offset:
                 continue
             h.update(f"{max(chunk.start, from_offset)}:{chunk.stop}:".encode() + chunk.header.body_checksum)
-            _, bars = codec.fixed_records(chunk.body, chunk.first_offset, EventType.BAR, chunk.start, chunk.stop)
-            if len(bars):
-                with_bars.update(np.unique(bars["instrument_id"]).tolist())
+            _, positions = codec.positions_of_type(chunk.body, chunk.first_offset, EventType.BAR, chunk.start,
+                                                   chunk.stop)
+            if len(positions):  # the instrument ids only (header bytes 8..12), not whole records
+                raw = np.frombuffer(memoryview(chunk.body).cast("B"), dtype=np.uint8)
+                ids = raw[positions[:, None] + np.arange(8, 12)].copy().view("<u4").reshape(-1)
+                with_bars.update(np.unique(ids).tolist())
     return {"from_offset": from_offset, "to_offset": to_offset, "ranges": h.hexdigest()}, instruments, with_bars
 
 
