@@ -39,6 +39,7 @@ from argus.kernels.market_regime import MARKET_REGIME_NAMES
 from argus.kernels.regimes import TREND_REGIME_NAMES, VOL_REGIME_NAMES
 from argus.log import EventLog
 from argus.log.store import instrument_event
+from argus.options.pop import Chain
 from argus.projections.config import load_config
 from argus.projections.engine import ProjectionEngine
 from argus.projections.sessions import SESSION_NAMES
@@ -46,7 +47,7 @@ from argus.replay import sizing_rules
 from argus.replay.context import BarView, QuoteView, StrategyContext, _Series
 from argus.replay.execution import BarExecution, CancelReport, FillReport, Order, QuoteExecution, RejectReport
 from argus.replay.metrics import compute_metrics, round_trips
-from argus.replay.options_book import MULTIPLIER, ChainView, OptionsBook, osi_symbol
+from argus.replay.options_book import MULTIPLIER, OptionsBook, osi_symbol
 from argus.replay.settings import BacktestConfig, run_id_of
 from argus.strategies.base import OrderIntent, SpreadIntent, Strategy, Target, signal_id
 
@@ -411,8 +412,9 @@ class _Run:
         ctx.now, ctx.offset = ts, offset
         ev = codec.decode(rec)
         inst = self.by_market[ev.instrument_id]
-        chain = ChainView(inst.symbol, offset, ev.ts_event, ev.ts_recv, float(ev.data["underlying_price"]),
-                          ev.data["rows"])
+        # ref_ts_recv = now: the chain is as fresh as the record that brought it
+        chain = Chain(inst.symbol, offset, ev.ts_event, ev.ts_recv, float(ev.data["underlying_price"]),
+                      ev.data["rows"], ts)
         ctx._chains[inst.symbol] = chain
         self.options.on_chain(chain)
         ctx._options_value = self.options.value()
@@ -826,7 +828,9 @@ def _write_run_log(events: list[Event], runs_dir: Path | None, run_id: str) -> t
             previous = json.loads((final / "summary.json").read_text()).get("digest")
             if previous != digest:
                 raise RuntimeError(f"run {run_id}: this run's digest {digest} differs from the stored run's "
-                                   f"{previous}: the backtest is not deterministic")
+                               f"{previous} in {final}: either the backtest is not deterministic or this "
+                               "version of Argus computes the run differently (remove the stored run to keep "
+                               "the new one)")
             return digest, final
         base.rename(final)
         base = None

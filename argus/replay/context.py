@@ -109,7 +109,7 @@ class StrategyContext:
         return self._regime.get(symbol)
 
     def chain(self, symbol: str):
-        """The latest option chain snapshot of `symbol` at or before now (ChainView), or None."""
+        """The latest option chain snapshot of `symbol` at or before now (argus.options.pop.Chain), or None."""
         return self._chains.get(symbol)
 
     def open_spreads(self, symbol: str) -> int:

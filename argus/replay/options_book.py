@@ -28,25 +28,14 @@ import numpy as np
 
 from argus.events.osi import osi_symbol
 from argus.events.types import OptionRight
+from argus.options.pop import Chain
 from argus.replay.execution import FillReport, RejectReport, fill_spread, settle_spread
 from argus.strategies.base import SpreadIntent
 
-__all__ = ["ChainView", "OptionsBook", "SpreadPosition", "osi_symbol"]
+__all__ = ["OptionsBook", "SpreadPosition", "osi_symbol"]
 
 MULTIPLIER = 100.0
 _DAY_NS = 86_400 * 10**9
-
-
-@dataclass(frozen=True)
-class ChainView:
-    """The option chain snapshot a strategy sees (the latest of its underlying at or before now)."""
-
-    symbol: str
-    offset: int
-    ts_event: int
-    ts_recv: int
-    spot: float
-    rows: np.ndarray  # OPTION_ROW_DTYPE
 
 
 @dataclass
@@ -107,7 +96,7 @@ class OptionsBook:
         self.orders.append(_SpreadOrder(oid, pos.symbol, legs, pos.quantity, self.run.ctx.offset, pos.position_id,
                                         None, reason))
 
-    def on_chain(self, chain: ChainView) -> None:
+    def on_chain(self, chain: Chain) -> None:
         lookup = {(int(r["expiry_ns"]), float(r["strike"]), int(r["right"])): r for r in chain.rows}
         waiting = []
         for order in self.orders:
@@ -143,7 +132,7 @@ class OptionsBook:
                 counts[o.symbol] = counts.get(o.symbol, 0) + 1
         self.run.ctx._open_spreads = counts
 
-    def _filled(self, order: _SpreadOrder, fills: list[FillReport], chain: ChainView) -> None:
+    def _filled(self, order: _SpreadOrder, fills: list[FillReport], chain: Chain) -> None:
         net = math.fsum(-f.quantity * f.price for f in fills) / order.quantity  # per share: + received
         commission = math.fsum(f.commission for f in fills)
         pid = order.position_id if order.position_id is not None else self.next_position
@@ -158,7 +147,7 @@ class OptionsBook:
             pos = self.positions.pop(pid)
             self._trip(pos, -net, chain.ts_recv, chain.offset, order.reason, commission)
 
-    def _mark(self, chain: ChainView, lookup: dict) -> None:
+    def _mark(self, chain: Chain, lookup: dict) -> None:
         for pos in self.positions.values():
             if pos.symbol != chain.symbol:
                 continue

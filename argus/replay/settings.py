@@ -18,7 +18,7 @@ from argus.replay.execution import CostModel
 
 __all__ = ["BacktestConfig", "ExecutionSettings", "FORMAT_VERSION", "parse_bound", "run_id_of"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bumped when a run log's content changes for the same configuration
 _FILLS = ("next_open", "quote")
 _SIZING = ("fixed", "kelly", "vol_target")
 

@@ -298,7 +298,7 @@ class Strategy:
         return None
 
     def on_chain(self, ctx, chain) -> Any:
-        """A new option chain snapshot of one of the strategy's symbols (argus.replay.options_book.ChainView);
+        """A new option chain snapshot of one of the strategy's symbols (argus.options.pop.Chain);
         needs "chains" in `uses`."""
         return None
 

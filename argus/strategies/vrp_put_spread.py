@@ -140,11 +140,10 @@ class VrpPutSpread(Strategy):
             # P(S_T > breakeven) under the risk-neutral lognormal (rate 0: conservative drift).
             z = (math.log(chain.spot / be) - 0.5 * iv * iv * t) / (iv * math.sqrt(t))
             return 0.5 * math.erfc(-z / math.sqrt(2.0))
-        from argus.options.pop import Chain, spread_pop
+        from argus.options.pop import spread_pop
 
-        ch = Chain(chain.symbol, chain.offset, chain.ts_event, chain.ts_recv, chain.spot, chain.rows, chain.ts_recv)
         expiry = dt.datetime.fromtimestamp(int(best["expiry_ns"]) / 1e9, tz=NEW_YORK).date().isoformat()
-        out = spread_pop(ch, expiry, float(best["short_strike"]), float(best["long_strike"]), "put", paths=20_000,
+        out = spread_pop(chain, expiry, float(best["short_strike"]), float(best["long_strike"]), "put", paths=20_000,
                          seed=chain.offset)
         return float(out["pop"])
 

@@ -11,8 +11,8 @@ from scipy.stats import norm
 
 from argus.events.layout import OPTION_ROW_DTYPE
 from argus.events.types import OptionRight
+from argus.options.pop import Chain
 from argus.replay.context import BarView, StrategyContext
-from argus.replay.options_book import ChainView
 from argus.strategies.registry import default_registry
 from argus.strategies.vrp_put_spread import VrpPutSpread
 
@@ -21,7 +21,7 @@ NOW = int(dt.datetime(2024, 3, 20, 14, 0, tzinfo=dt.UTC).timestamp()) * 10**9
 EXPIRY = NOW + 30 * DAY
 
 
-def chain(iv: float = 0.30) -> ChainView:
+def chain(iv: float = 0.30) -> Chain:
     """Puts 85..100 step 5 around spot 100, one expiry 30 days out, bids/asks such that the 90/85 spread
     has credit 0.60 (0.95 bid - 0.35 ask) and |delta| 0.20 at the 90 strike."""
     quotes = {100.0: (3.9, 4.1, -0.50), 95.0: (2.0, 2.2, -0.33), 90.0: (0.95, 1.05, -0.20), 85.0: (0.30, 0.35, -0.10)}
@@ -34,7 +34,7 @@ def chain(iv: float = 0.30) -> ChainView:
     call["expiry_ns"], call["strike"], call["right"] = EXPIRY, 100.0, int(OptionRight.CALL)
     call["bid"], call["ask"], call["bid_size"], call["ask_size"] = 3.9, 4.1, 50, 50
     call["open_interest"], call["iv"], call["delta"] = 500, iv, 0.5
-    return ChainView("XYZ", 1000, NOW, NOW, 100.0, rows)
+    return Chain("XYZ", 1000, NOW, NOW, 100.0, rows, NOW)
 
 
 def strategy(**params) -> tuple[VrpPutSpread, StrategyContext]:
