@@ -43,6 +43,7 @@ from argus.replay.backtest import (
     _SIDE,
     _TIF,
     _TYPE,
+    NO_RUN_LOG,
     BacktestResult,
     _columns,
     _prepare,
@@ -99,6 +100,33 @@ def _bars_of(cfg: BacktestConfig, rows: dict[str, np.ndarray], ids: np.ndarray) 
     if cfg.to_ts is not None:
         bars = bars[bars["ts_end"] <= cfg.to_ts]
     return bars if len(bars) else None
+
+
+_LAST_CHUNK: list = [None]  # (key, rows, value) of the last chunk _chunk_bars prepared
+
+
+def _chunk_bars(cfg: BacktestConfig, chunk, rows: dict[str, np.ndarray], ids: np.ndarray) -> tuple | None:
+    """The chunk's closed bars of the run (`_bars_of`), their ts_recv, and their columns as the kernels take
+    them (read-only): computed once per chunk for all the runs of one replay pass that share the window
+    and instruments (argus.replay.fanout), instead of once per run."""
+    key = (id(rows), ids.tobytes(), cfg.from_ts, cfg.to_ts)
+    last = _LAST_CHUNK[0]
+    if last is not None and last[0] == key and last[1] is rows:
+        return last[2]
+    bars = _bars_of(cfg, rows, ids)
+    value = None
+    if bars is not None:
+        lut = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, np.int32)
+        lut[ids] = np.arange(len(ids), dtype=np.int32)
+        offset = bars["offset"].astype(np.int64)
+        cols = {"sym": lut[bars["instrument_id"]], "offset": offset, "ts": _ts_recv_at(chunk, offset),
+                "ts_start": bars["ts_start"].astype(np.int64), "ts_end": bars["ts_end"].astype(np.int64),
+                **{k: np.ascontiguousarray(bars[k], dtype=np.float64) for k in ("open", "high", "low", "close")}}
+        for arr in cols.values():
+            arr.flags.writeable = False
+        value = (bars, cols)
+    _LAST_CHUNK[0] = (key, rows, value)
+    return value
 
 
 class NyDays:
@@ -274,16 +302,17 @@ class FastRun:
         """Decide and simulate the bars one chunk closed; False when the run needs the general path."""
         from argus.kernels.bar_sim import STATUS_BAD_BAR, STATUS_OK
 
-        bars = _bars_of(self.cfg, rows, self.ids)
-        if bars is None:
+        got = _chunk_bars(self.cfg, chunk, rows, self.ids)
+        if got is None:
             return True
-        ts_all = _ts_recv_at(chunk, bars["offset"].astype(np.int64))
+        bars, cols = got
         step = len(bars) if not self.max_block else self.max_block
         for lo in range(0, len(bars), step):
             b = bars[lo:lo + step]
-            ts = np.ascontiguousarray(ts_all[lo:lo + step])
+            shared = cols if self.kernel is not None and step >= len(bars) else None  # read by kernels only
+            ts = cols["ts"] if shared is not None else cols["ts"][lo:lo + step].copy()  # on_bars gets its own
             status = _block(self.sim, self.strategy, self.kernel, self.ctx, self.out, b, ts, self.ids, self.symbols,
-                            self.reasons)
+                            self.reasons, shared)
             if status == STATUS_BAD_BAR:
                 _raise_bad_bar(self.costs, b, ts, self.out.bad)
             if status != STATUS_OK:
@@ -291,24 +320,31 @@ class FastRun:
         return True
 
     def finish(self, n_events: int, runs_dir: Path | None, t0: float) -> BacktestResult:
-        return _finish(self.log, self.cfg, self.strategy, self.sim, self.out, self.instruments, self.reasons,
+        out, self.out = self.out, None  # the blocks are joined into the result: free them with it
+        return _finish(self.log, self.cfg, self.strategy, self.sim, out, self.instruments, self.reasons,
                        self.run_id, self.config_hash, self.canonical, n_events, runs_dir, t0)
 
 
 def _block(sim, strategy: Strategy, kernel, ctx: StrategyContext, out: _Blocks, b: np.ndarray, ts: np.ndarray,
-           ids: np.ndarray, symbols: tuple[str, ...], reasons: tuple[str, ...]) -> int:
-    """Decide and simulate one block of bars; append its outputs to `out`. The kernel's status."""
+           ids: np.ndarray, symbols: tuple[str, ...], reasons: tuple[str, ...], shared: dict | None = None) -> int:
+    """Decide and simulate one block of bars; append its outputs to `out`. The kernel's status. `shared`:
+    the block's columns already prepared (`_chunk_bars`), for a built-in kernel."""
     nb = len(b)
-    sym = out.lut(ids)[b["instrument_id"]]
-    offset = b["offset"].astype(np.int64)
-    o, h, lo, c = (np.ascontiguousarray(b[k], dtype=np.float64) for k in ("open", "high", "low", "close"))
+    if shared is not None:
+        sym, offset, ts = shared["sym"], shared["offset"], shared["ts"]
+        o, h, lo, c = shared["open"], shared["high"], shared["low"], shared["close"]
+        ts_start, ts_end = shared["ts_start"], shared["ts_end"]
+    else:
+        sym = out.lut(ids)[b["instrument_id"]]
+        offset = b["offset"].astype(np.int64)
+        o, h, lo, c = (np.ascontiguousarray(b[k], dtype=np.float64) for k in ("open", "high", "low", "close"))
+        ts_start, ts_end = b["ts_start"].astype(np.int64), b["ts_end"].astype(np.int64)
     if kernel is not None:
         units = np.empty(nb)
         code = np.empty(nb, dtype=np.int8)
         kernel.targets(sym, c, units, code)
     else:
-        block = BarBlock(symbols, sym, offset, ts, b["ts_start"].astype(np.int64), b["ts_end"].astype(np.int64),
-                         o, h, lo, c, b["volume"].astype(np.float64))
+        block = BarBlock(symbols, sym, offset, ts, ts_start, ts_end, o, h, lo, c, b["volume"].astype(np.float64))
         ans = strategy.on_bars(ctx, block)
         if ans is None:
             raise ValueError(f"strategy {strategy.name}: on_bars returned None (a batch strategy returns a target "
@@ -335,7 +371,9 @@ def _block(sim, strategy: Strategy, kernel, ctx: StrategyContext, out: _Blocks, 
     if status != 0:
         return status
     base = out.n
-    out.fill_parts.append((f_bar[:nf] + base, f_order[:nf], f_price[:nf], f_qty[:nf], f_comm[:nf], f_slip[:nf]))
+    # copies of the used rows: a view would keep the whole block-sized buffer alive until the run ends
+    out.fill_parts.append((f_bar[:nf] + base, f_order[:nf].copy(), f_price[:nf].copy(), f_qty[:nf].copy(),
+                           f_comm[:nf].copy(), f_slip[:nf].copy()))
     at = o_bar[:no]
     if code is not None and reasons:
         local = np.asarray(code)[at].astype(np.int64)
@@ -343,10 +381,10 @@ def _block(sim, strategy: Strategy, kernel, ctx: StrategyContext, out: _Blocks, 
         codes = np.array([out.reason_code(r) for r in reasons] + [-1], np.int64)[local]  # run-wide codes
     else:
         codes = np.full(no, -1, np.int64)
-    out.order_parts.append((at + base, o_id[:no], o_qty[:no], o_status[:no], o_gross[:no], o_limit[:no], units[at],
-                            codes))
-    for name, arr in (("sym", sym), ("offset", offset), ("ts", ts), ("ts_start", b["ts_start"].astype(np.int64)),
-                      ("ts_end", b["ts_end"].astype(np.int64)), ("open", o), ("high", h), ("low", lo),
+    out.order_parts.append((at + base, o_id[:no].copy(), o_qty[:no].copy(), o_status[:no].copy(),
+                            o_gross[:no].copy(), o_limit[:no].copy(), units[at], codes))
+    for name, arr in (("sym", sym), ("offset", offset), ("ts", ts), ("ts_start", ts_start),
+                      ("ts_end", ts_end), ("open", o), ("high", h), ("low", lo),
                       ("equity", eq), ("cash", cash), ("gross", gross)):
         out.parts[name].append(arr)
     out.n += nb
@@ -383,6 +421,9 @@ def _finish(log: EventLog, cfg: BacktestConfig, strategy: Strategy, sim, out: _B
     ts_start = out.column("ts_start").astype(np.int64)
     opens = out.column("open")
     sid_of = strategy.strategy_id()
+    if runs_dir == NO_RUN_LOG:  # no run log to build (research sweeps): the fills alone
+        return _finish_unlogged(cfg, sim, out, instruments, run_id, config_hash, n_events, t0, symbols, sym, offset,
+                                ts_start, opens)
     # the run log: config, instruments, then per bar its fill and its order, in bar order; encoded here
     # record by record to the bytes codec.encode gives (fills in one vectorised pass)
     records = _Records(codec.encode(e) for e in [
@@ -433,6 +474,29 @@ def _finish(log: EventLog, cfg: BacktestConfig, strategy: Strategy, sim, out: _B
                     why = (f"buying power: gross exposure {gross_after:.2f} would exceed equity x leverage "
                            f"{limit:.2f}")
                 records.append(_record(rejected_t, k, now, messages[rejected_t](order_id=oid, reason=why)))
+    return _result(cfg, sim, out, instruments, run_id, config_hash, n_events, runs_dir, t0, symbols,
+                   sym, offset, fills, records)
+
+
+def _finish_unlogged(cfg: BacktestConfig, sim, out: _Blocks, instruments: list, run_id: str, config_hash: str,
+                     n_events: int, t0: float, symbols: list[str], sym: np.ndarray, offset: np.ndarray,
+                     ts_start: np.ndarray, opens: np.ndarray) -> BacktestResult:
+    """_finish without a run log: the same fills (each with its accepted order's reason), no records."""
+    reasons = out.reasons
+    order_reason = {oid: (reasons[code] if code >= 0 else "") or "target"
+                    for _, oid, _, status, _, _, _, code in out.records("orders") if status == 0}
+    fills = [{"fill_id": fi, "order_id": oid, "symbol": symbols[int(sym[bar])], "ts": int(ts_start[bar]),
+              "offset": int(offset[bar]), "price": price, "quantity": q, "commission": comm, "slippage_cost": slip,
+              "ref_price": float(opens[bar]), "source": "bar_open", "reason": order_reason[oid]}
+             for fi, (bar, oid, price, q, comm, slip) in enumerate(out.records("fills"), start=1)]
+    return _result(cfg, sim, out, instruments, run_id, config_hash, n_events, NO_RUN_LOG, t0, symbols, sym, offset,
+                   fills, [])
+
+
+def _result(cfg: BacktestConfig, sim, out: _Blocks, instruments: list, run_id: str, config_hash: str, n_events: int,
+            runs_dir: Path | None, t0: float, symbols: list[str], sym: np.ndarray, offset: np.ndarray,
+            fills: list[dict[str, Any]], records: list) -> BacktestResult:
+    """The equity table, trades, metrics and run log of a finished fast run."""
     equity = np.empty(out.n, dtype=[("ts", "<i8"), ("equity", "<f8"), ("cash", "<f8"), ("gross_exposure", "<f8")])
     equity["ts"] = out.column("ts_end").astype(np.int64)
     equity["equity"] = out.column("equity")

@@ -33,6 +33,9 @@ _TRADE_COLUMNS = ("symbol", "side", "qty", "entry_ts", "entry_price", "exit_ts",
 def round_trips(fills: list[dict[str, Any]], bars: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
                 multipliers: dict[str, float], last_close: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Round trips from fills (in fill order). `bars[symbol]` = (offsets, highs, lows) of its closed bars."""
+    simple = _simple_round_trips(fills, bars, multipliers, last_close)
+    if simple is not None:
+        return simple
     out: dict[str, list] = {k: [] for k in _TRADE_COLUMNS}
     open_trips: dict[str, dict[str, Any]] = {}
     for f in fills:
@@ -75,6 +78,94 @@ def round_trips(fills: list[dict[str, Any]], bars: dict[str, tuple[np.ndarray, n
     if not out["symbol"]:
         cols = {k: np.empty(0, dtype=object if k in ("symbol", "exit_reason") else float) for k in _TRADE_COLUMNS}
     return cols
+
+
+def _simple_round_trips(fills: list[dict[str, Any]], bars: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        multipliers: dict[str, float], last_close: dict[str, float] | None) -> dict | None:
+    """round_trips, vectorised, when every trip is one opening fill from flat and (unless still open) one
+    fill of exactly the opposite quantity (e.g. fixed-quantity long-only or long/flat runs); None
+    otherwise. The same numbers to the bit: each expression repeats the loop's arithmetic for that case
+    (a share of 1.0, sums starting from 0.0), and max/min are exact in any order."""
+    n = len(fills)
+    if not n:
+        return None
+    sym_of = [f["symbol"] for f in fills]
+    q = np.array([float(f["quantity"]) for f in fills])
+    if not np.all(np.abs(q) > 1e-12):
+        return None
+    by_sym: dict[str, list[int]] = {}
+    for i, s in enumerate(sym_of):
+        by_sym.setdefault(s, []).append(i)
+    entries, exits, open_entries = [], [], []
+    for s, idx in by_sym.items():
+        ix = np.asarray(idx)
+        e, x = ix[0::2], ix[1::2]
+        if not np.array_equal(q[x], -q[e[:len(x)]]):
+            return None
+        entries.append(e[:len(x)])
+        exits.append(x)
+        if len(e) > len(x):
+            open_entries.append((s, int(e[-1])))
+    e = np.concatenate(entries)
+    x = np.concatenate(exits)
+    order = np.argsort(x, kind="stable")  # trips close in fill order
+    e, x = e[order], x[order]
+    open_entries.sort()  # open trips after, by symbol
+    e = np.concatenate([e, np.array([i for _, i in open_entries], dtype=np.int64)]).astype(np.int64)
+    n_closed = len(x)
+    p = np.array([float(f["price"]) for f in fills])
+    comm = np.array([float(f["commission"]) for f in fills])
+    slip = np.array([float(f["slippage_cost"]) for f in fills])
+    syms = [sym_of[i] for i in e.tolist()]
+    absq = np.abs(q[e])
+    side = np.where(q[e] > 0, 1, -1)
+    mark = np.array([(last_close or {}).get(s, math.nan) for s, _ in open_entries], dtype=np.float64)
+    exit_p = np.concatenate([p[x], mark])
+    entry_value, exit_value = absq * p[e], absq * exit_p
+    entry = entry_value / absq
+    exit_ = exit_value / absq
+    commission = np.concatenate([comm[e[:n_closed]] + comm[x], comm[e[n_closed:]]])
+    slippage = np.concatenate([slip[e[:n_closed]] + slip[x], slip[e[n_closed:]]])
+    mult = np.array([multipliers.get(s, 1.0) for s in syms], dtype=np.float64)
+    pnl = side * (exit_value - entry * absq) * mult - commission
+    entry_offset = np.array([fills[i]["offset"] for i in e.tolist()], dtype=np.int64)
+    exit_offset = np.concatenate([np.array([fills[i]["offset"] for i in x.tolist()], dtype=np.int64),
+                                  np.full(len(open_entries), -1, np.int64)])
+    mae, mfe = np.full(len(e), math.nan), np.full(len(e), math.nan)
+    names = {s: c for c, s in enumerate(dict.fromkeys(syms))}
+    code = np.array([names[s] for s in syms], dtype=np.int64)
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(len(names) + 1))
+    for c, s in enumerate(names):
+        b = bars.get(s)
+        if b is None or not len(b[0]):
+            continue
+        offs, highs, lows = b
+        k = order[bounds[c]:bounds[c + 1]]
+        lo = np.searchsorted(offs, entry_offset[k])
+        hi = np.where(exit_offset[k] < 0, len(offs), np.searchsorted(offs, exit_offset[k], side="right"))
+        ok = hi > lo
+        k, lo, hi = k[ok], lo[ok], hi[ok]
+        if not len(k):
+            continue
+        cut = np.column_stack([lo, hi]).reshape(-1)
+        top = np.maximum.reduceat(np.append(highs, -np.inf), cut)[0::2]
+        bottom = np.minimum.reduceat(np.append(lows, np.inf), cut)[0::2]
+        sd = side[k]
+        best, worst = np.where(sd > 0, top, bottom), np.where(sd > 0, bottom, top)
+        up = sd * (best - entry[k]) * absq[k] * mult[k]
+        down = sd * (worst - entry[k]) * absq[k] * mult[k]
+        mfe[k] = np.where(up > 0.0, up, 0.0)  # max(0.0, up)
+        mae[k] = np.where(down < 0.0, down, 0.0)  # min(0.0, down)
+    cols = {"symbol": syms, "side": side.tolist(), "qty": absq.tolist(),
+            "entry_ts": [fills[i]["ts"] for i in e.tolist()], "entry_price": entry.tolist(),
+            "exit_ts": [fills[i]["ts"] for i in x.tolist()] + [-1] * len(open_entries),
+            "exit_price": exit_.tolist(), "pnl": pnl.tolist(), "commission": commission.tolist(),
+            "slippage_cost": slippage.tolist(), "mae": mae.tolist(), "mfe": mfe.tolist(),
+            "exit_reason": [fills[i].get("reason", "") for i in x.tolist()] + ["open"] * len(open_entries),
+            "entry_offset": [fills[i]["offset"] for i in e.tolist()],
+            "exit_offset": [fills[i]["offset"] for i in x.tolist()] + [-1] * len(open_entries)}
+    return {k: np.array(cols[k]) for k in _TRADE_COLUMNS}
 
 
 def _close(out: dict[str, list], sym: str, t: dict[str, Any], ts: int, offset: int, reason: str,
@@ -132,8 +223,15 @@ def compute_metrics(equity: np.ndarray, trades: dict[str, np.ndarray], cash: flo
     else:
         m["max_drawdown_days"] = 0.0
     m["exposure"] = float(np.mean(equity["gross_exposure"] > 0))
-    days = pd.to_datetime(equity["ts"], utc=True).tz_convert("America/New_York").date
-    daily = pd.Series(equity["equity"]).groupby(np.asarray(days)).last().to_numpy()
+    # New York calendar days as day numbers of the local wall time (ordered as the dates themselves)
+    utc = pd.DatetimeIndex(np.asarray(equity["ts"], dtype=np.int64).view("datetime64[ns]"), tz="UTC")
+    local = utc.tz_convert("America/New_York").tz_localize(None)
+    days = np.asarray(local, dtype="datetime64[ns]").view(np.int64) // 86_400_000_000_000
+    values = np.asarray(equity["equity"], dtype=np.float64)
+    if len(days) and np.all(days[1:] >= days[:-1]) and not np.isnan(values).any():
+        daily = values[np.r_[np.flatnonzero(days[1:] != days[:-1]), len(days) - 1]]  # each day's last
+    else:  # out of order or with gaps: pandas' groupby-last (which skips NaN)
+        daily = pd.Series(values).groupby(days).last().to_numpy()
     r = np.diff(np.concatenate([[cash], daily])) / np.concatenate([[cash], daily])[:-1]
     if len(r) >= 2 and r.std(ddof=1) > 0:
         m["sharpe"] = float(r.mean() / r.std(ddof=1) * math.sqrt(252))
