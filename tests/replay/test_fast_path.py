@@ -48,7 +48,7 @@ def write_bar_log(path, n_instruments: int, n_bars: int, *, seed: int = 1, inter
     return symbols
 
 
-def same(a, b) -> None:
+def assert_same_run(a, b) -> None:
     """Two BacktestResults are the same run: digest, counts, numbers and every table, to the bit."""
     assert a.digest == b.digest
     assert a.run_id == b.run_id
@@ -109,7 +109,7 @@ def test_fast_path_equals_general_path_on_synthetic_bars(daily, case, engine):
     assert general.fills > 50
     if case == "buying_power":
         assert general.rejected > 0
-    same(general, quick)
+    assert_same_run(general, quick)
 
 
 def test_trades_per_day_cap_is_enforced_alike(minutes):
@@ -119,7 +119,7 @@ def test_trades_per_day_cap_is_enforced_alike(minutes):
     general = _run(path, cfg, lambda: SmaCross(fast=2, slow=4), general=True)
     assert general.rejected > 0  # more than 2 x max_trades_per_day entries a day were asked for
     for engine in ("python", "builtin"):
-        same(general, _run(path, cfg, lambda: SmaCross(fast=2, slow=4), engine=engine))
+        assert_same_run(general, _run(path, cfg, lambda: SmaCross(fast=2, slow=4), engine=engine))
 
 
 @pytest.mark.parametrize("block", [1, 7, 1000])
@@ -128,9 +128,10 @@ def test_block_size_does_not_change_the_run(daily, block):
     c = CASES["costs"]
     cfg = BacktestConfig(strategy="sma_cross", symbols=tuple(symbols), timeframe="1d", **c)
     whole = _run(path, cfg, lambda: SmaCross(**c["params"]), engine="python")
+    assert whole is not None and whole.fills > 10  # a run with trades: the comparison has teeth
     for engine in ("python", "builtin"):
-        same(whole, _run(path, cfg, lambda: SmaCross(**c["params"]), engine=engine, max_block=block))
-    same(whole, _run(path, cfg, lambda: SmaCross(**c["params"]), engine="builtin", mode="event"))
+        assert_same_run(whole, _run(path, cfg, lambda: SmaCross(**c["params"]), engine=engine, max_block=block))
+    assert_same_run(whole, _run(path, cfg, lambda: SmaCross(**c["params"]), engine="builtin", mode="event"))
 
 
 def test_run_backtest_takes_the_fast_path_and_a_subset_of_symbols(daily):
@@ -141,7 +142,7 @@ def test_run_backtest_takes_the_fast_path_and_a_subset_of_symbols(daily):
     with EventLog(path, readonly=True) as log:
         default = run_backtest(log, cfg, SmaCross())
         general = run_backtest(log, cfg, SmaCross(), fast=False)
-    same(general, default)
+    assert_same_run(general, default)
 
 
 def test_ineligible_runs_are_recognised():
@@ -191,7 +192,7 @@ def test_fast_path_equals_general_path_on_orcl(tmp_path):
         general = _run(tmp_path / "log", cfg, lambda: SmaCross(fast=10, slow=30), general=True)
         assert general.fills > 150
         for engine in ("python", "builtin"):
-            same(general, _run(tmp_path / "log", cfg, lambda: SmaCross(fast=10, slow=30), engine=engine))
+            assert_same_run(general, _run(tmp_path / "log", cfg, lambda: SmaCross(fast=10, slow=30), engine=engine))
 
 
 def test_kernel_refuses_a_bad_bar_with_the_simulators_error(tmp_path):
@@ -271,7 +272,8 @@ def test_the_kernel_follows_python_312_sum_when_asked(daily, monkeypatch):
     monkeypatch.setattr(context_mod, "sum", _sum312, raising=False)
     monkeypatch.setattr(fast, "NEUMAIER_SUM", True)
     general = _run(path, cfg, lambda: SmaCross(**c["params"]), general=True)
-    same(general, _run(path, cfg, lambda: SmaCross(**c["params"]), engine="builtin"))
+    assert general.fills > 10
+    assert_same_run(general, _run(path, cfg, lambda: SmaCross(**c["params"]), engine="builtin"))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -296,8 +298,11 @@ def test_random_configurations_agree(daily, seed):
                                     commission_min=float(rng.choice([0.0, 1.5])),
                                     cost_multiplier=float(rng.choice([1.0, 2.5]))))
     general = _run(path, cfg, lambda: SmaCross(**params), general=True)
+    assert general.bars > 0 and general.fills + general.rejected <= general.orders  # no fill without an order
     for engine in ("python", "builtin"):
-        same(general, _run(path, cfg, lambda: SmaCross(**params), engine=engine, max_block=int(rng.integers(1, 500))))
+        fast_run = _run(path, cfg, lambda: SmaCross(**params), engine=engine, max_block=int(rng.integers(1, 500)))
+        assert fast_run is not None, "the kernel handed the run back to the general path"
+        assert_same_run(general, fast_run)
 
 
 def test_a_run_the_kernel_cannot_express_falls_back_to_the_general_path(daily):
@@ -319,5 +324,5 @@ def test_a_run_the_kernel_cannot_express_falls_back_to_the_general_path(daily):
         assert fast.eligible(cfg, Infinite())
         assert fast.run_fast(log, cfg, Infinite()) is None
         res = run_backtest(log, cfg, Infinite())
-        same(run_backtest(log, cfg, Infinite(), fast=False), res)
+        assert_same_run(run_backtest(log, cfg, Infinite(), fast=False), res)
     assert res.rejected == 1
