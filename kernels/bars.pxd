@@ -57,6 +57,20 @@ cdef struct BarOut:
 cdef class BarListener(Reducer):
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
 
+# A bar listener whose state is one slot per (instrument, bar spec): dstride doubles and istride int64s,
+# in two flat slot-major arrays grown together. The indicator, regime, BOCPD and HMM reducers are this.
+cdef class SlottedListener(BarListener):
+    cdef readonly uint32_t n_bar_specs  # bar specs per instrument (BarOut.spec < n_bar_specs)
+    cdef Py_ssize_t dstride             # doubles of state per (instrument, bar spec) slot
+    cdef Py_ssize_t istride             # int64s of state per slot
+    cdef uint32_t cap                   # instruments the state arrays hold (>= n_instruments)
+    cdef double* dstate                 # cap * n_bar_specs * dstride doubles, slot-major
+    cdef int64_t* istate                # cap * n_bar_specs * istride int64s, slot-major
+    cdef bint bad_spec                  # a bar named a spec >= n_bar_specs (self.failed is set too)
+    cdef uint32_t bad_spec_value
+
+    cdef int grow(self, uint32_t n) noexcept nogil
+
 # Hands every closed bar to up to 8 listeners, in order (typed fields: no reference counting, and so no
 # GIL, on the hot path). Only the listeners are reducers with state; the fan-out itself has none.
 cdef class BarFanout(BarListener):

@@ -213,6 +213,75 @@ def bar_layout_info():
 
 # -- the bar reducer ------------------------------------------------------------------------------
 
+cdef class SlottedListener(BarListener):
+    """Base of bar listeners with one state slot per (instrument, bar spec) (see bars.pxd): growing the
+    slot arrays, and their raw bytes in snapshots."""
+
+    def __dealloc__(self):
+        free(self.dstate)
+        free(self.istate)
+
+    cdef int grow(self, uint32_t n) noexcept nogil:
+        """Hold at least n instruments (new slots zeroed); 0 on success."""
+        cdef uint64_t new_cap, old_slots, new_slots
+        cdef double* d
+        cdef int64_t* s
+        if n <= self.cap:
+            return 0
+        new_cap = 2 * <uint64_t>self.cap
+        if new_cap < n:
+            new_cap = n
+        if new_cap > <uint64_t>0xFFFFFFFFU:
+            new_cap = <uint64_t>0xFFFFFFFFU
+        old_slots = <uint64_t>self.cap * self.n_bar_specs
+        new_slots = new_cap * self.n_bar_specs
+        d = <double*>realloc(self.dstate, new_slots * self.dstride * sizeof(double))
+        if d == NULL:
+            return -1
+        self.dstate = d
+        s = <int64_t*>realloc(self.istate, new_slots * self.istride * sizeof(int64_t))
+        if s == NULL:
+            return -1
+        self.istate = s
+        memset(d + old_slots * self.dstride, 0, (new_slots - old_slots) * self.dstride * sizeof(double))
+        memset(s + old_slots * self.istride, 0, (new_slots - old_slots) * self.istride * sizeof(int64_t))
+        self.cap = <uint32_t>new_cap
+        return 0
+
+    def slot_parts(self):
+        """[doubles, int64s]: the slots of the n_instruments instruments, raw little-endian."""
+        cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
+        cdef Py_ssize_t dn = slots * self.dstride * sizeof(double)
+        cdef Py_ssize_t sn = slots * self.istride * sizeof(int64_t)
+        return [(<char*>self.dstate)[:dn] if dn else b"", (<char*>self.istate)[:sn] if sn else b""]
+
+    def check_slot_parts(self, dbytes, sbytes):
+        """Refuse slot arrays whose sizes do not fit n_instruments (SnapshotError)."""
+        cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
+        cdef Py_ssize_t dn = slots * self.dstride * sizeof(double)
+        cdef Py_ssize_t sn = slots * self.istride * sizeof(int64_t)
+        if len(dbytes) != dn or len(sbytes) != sn:
+            raise SnapshotError(f"reducer '{self.name}': snapshot state = {len(dbytes)} + {len(sbytes)} bytes "
+                                f"must be {dn} + {sn} for {self.n_instruments} instruments")
+
+    def load_slot_parts(self, dbytes, sbytes):
+        """Inverse of slot_parts() (sizes checked first); clears the bad-spec and failure flags."""
+        cdef const uint8_t[::1] dview
+        cdef const uint8_t[::1] sview
+        self.check_slot_parts(dbytes, sbytes)
+        if self.cap:
+            memset(self.dstate, 0, <size_t>self.cap * self.n_bar_specs * self.dstride * sizeof(double))
+            memset(self.istate, 0, <size_t>self.cap * self.n_bar_specs * self.istride * sizeof(int64_t))
+        if len(dbytes):
+            dview = bytes(dbytes)
+            memcpy(self.dstate, &dview[0], len(dbytes))
+        if len(sbytes):
+            sview = bytes(sbytes)
+            memcpy(self.istate, &sview[0], len(sbytes))
+        self.bad_spec = False
+        self.failed = False
+
+
 KINDS = {"time": BAR_TIME, "session": BAR_SESSION, "volume": BAR_VOLUME, "dollar": BAR_DOLLAR}
 SOURCES = {"trades": SOURCE_TRADES, "provider": SOURCE_PROVIDER}
 _SPEC_KEYS = ("kind", "source", "interval_ns", "origin_ns", "threshold")

@@ -2,7 +2,7 @@
 # arXiv:0710.3742) on the log returns of closed bars, per (instrument, bar spec). Fed by the bar reducer
 # through BarListener.on_bar_closed; state per (instrument, bar spec) slot in flat C arrays.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from argus.kernels.bars cimport BarOut, BarListener
+from argus.kernels.bars cimport BarOut, SlottedListener
 from argus.kernels.outputs cimport OutputBuffer
 
 # One output row ("bocpd"). Declared for numpy as BOCPD_FIELDS in bocpd.pyx; a test checks both.
@@ -15,8 +15,7 @@ cdef struct BocpdOut:
     int64_t map_run_length  # argmax of the run-length posterior; -1 when no return was used
     double log_return       # log(close / previous close); NaN for the first bar or an unusable close
 
-cdef class BocpdReducer(BarListener):
-    cdef readonly uint32_t n_bar_specs  # bar specs per instrument (BarOut.spec < n_bar_specs)
+cdef class BocpdReducer(SlottedListener):
     cdef readonly double hazard_lambda  # expected run length; constant hazard h = 1 / hazard_lambda
     cdef readonly int64_t max_run       # R_max: run lengths 0..R_max are tracked (R_max = ">= R_max")
     cdef readonly double mu0, kappa0, alpha0, beta0   # Normal-Gamma prior
@@ -26,17 +25,9 @@ cdef class BocpdReducer(BarListener):
     cdef double* apow                   # per r: a_r + 1/2 (the Student-t exponent)
     cdef double* qfac                   # per r: k_r / (2 (k_r + 1))
     cdef double* kap                    # per r: k_r = kappa0 + r
-    cdef Py_ssize_t dstride             # doubles per slot: 1 + 3 (R_max + 1)
-    cdef Py_ssize_t istride             # int64s per slot: 2
-    cdef uint32_t cap                   # instruments the state arrays hold (>= n_instruments)
-    cdef double* dstate                 # cap * n_bar_specs * dstride doubles, slot-major
-    cdef int64_t* istate                # cap * n_bar_specs * istride int64s, slot-major
     cdef OutputBuffer out               # the "bocpd" output
-    cdef bint bad_spec                  # a bar named a spec >= n_bar_specs (self.failed is set too)
-    cdef uint32_t bad_spec_value
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
-    cdef int grow(self, uint32_t n) noexcept nogil
     cdef void step(self, double x, double* d, int64_t* s, BocpdOut* row) noexcept nogil
     # Read-only accessor for downstream listeners (market_regime): P(run length < CHANGE_WINDOW) of the
     # slot's current posterior, as the last row with a return reported it; NaN before any return or

@@ -2,7 +2,7 @@
 # (instrument, bar spec). Parameters come from a research fit (argus.analytics.hmm) recorded in the log
 # and scheduled with HmmReducer.set_params; state per (instrument, bar spec) slot in flat C arrays.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
-from argus.kernels.bars cimport BarOut, BarListener
+from argus.kernels.bars cimport BarOut, SlottedListener
 from argus.kernels.outputs cimport OutputBuffer
 
 cdef enum:
@@ -32,20 +32,11 @@ cdef struct HmmSet:
     double variances[8]
     double lognorm[8]       # -1/2 log(2 pi var_j)
 
-cdef class HmmReducer(BarListener):
-    cdef readonly uint32_t n_bar_specs  # bar specs per instrument (BarOut.spec < n_bar_specs)
+cdef class HmmReducer(SlottedListener):
     cdef HmmSet sets[16]                # HMM_MAX_SETS, in increasing offset order
     cdef int n_sets
     cdef list set_json                  # [(offset, canonical json)] of the sets, for snapshots and tools
-    cdef Py_ssize_t dstride             # doubles per slot: previous close, alpha[HMM_MAX_STATES]
-    cdef Py_ssize_t istride             # int64s per slot: closes seen, active set + 1, steps under it
-    cdef uint32_t cap                   # instruments the state arrays hold (>= n_instruments)
-    cdef double* dstate
-    cdef int64_t* istate
     cdef OutputBuffer out               # the "hmm" output
-    cdef bint bad_spec                  # a bar named a spec >= n_bar_specs (self.failed is set too)
-    cdef uint32_t bad_spec_value
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
-    cdef int grow(self, uint32_t n) noexcept nogil
     cdef void step(self, const HmmSet* p, double x, double* alpha, bint first, HmmOut* row) noexcept nogil

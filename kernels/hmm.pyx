@@ -40,7 +40,7 @@ from libc.math cimport NAN, exp, isfinite, log, M_PI
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
-from argus.kernels.bars cimport BarOut, BarListener
+from argus.kernels.bars cimport BarOut, SlottedListener
 from argus.kernels.outputs cimport OutputBuffer
 from argus.kernels.reducer cimport Reducer
 
@@ -106,7 +106,7 @@ cdef void _fill_set(HmmSet* s, uint64_t offset, params):
             s.transmat[i * HMM_MAX_STATES + j] = params.transmat[i, j]
 
 
-cdef class HmmReducer(BarListener):
+cdef class HmmReducer(SlottedListener):
     """HmmReducer(name, config_hash, n_bar_specs): the forward filter of Gaussian HMMs on closed bars.
 
     Output "hmm": one HMM_FIELDS row per closed bar with a return, once a parameter set is active (see
@@ -124,36 +124,6 @@ cdef class HmmReducer(BarListener):
         self.set_json = []
         self.out = OutputBuffer(HMM_DTYPE)
 
-    def __dealloc__(self):
-        free(self.dstate)
-        free(self.istate)
-
-    cdef int grow(self, uint32_t n) noexcept nogil:
-        """Hold at least n instruments (new slots zeroed); 0 on success."""
-        cdef uint64_t new_cap, old_slots, new_slots
-        cdef double* d
-        cdef int64_t* s
-        if n <= self.cap:
-            return 0
-        new_cap = 2 * <uint64_t>self.cap
-        if new_cap < n:
-            new_cap = n
-        if new_cap > <uint64_t>0xFFFFFFFFU:
-            new_cap = <uint64_t>0xFFFFFFFFU
-        old_slots = <uint64_t>self.cap * self.n_bar_specs
-        new_slots = new_cap * self.n_bar_specs
-        d = <double*>realloc(self.dstate, new_slots * self.dstride * sizeof(double))
-        if d == NULL:
-            return -1
-        self.dstate = d
-        s = <int64_t*>realloc(self.istate, new_slots * self.istride * sizeof(int64_t))
-        if s == NULL:
-            return -1
-        self.istate = s
-        memset(d + old_slots * self.dstride, 0, (new_slots - old_slots) * self.dstride * sizeof(double))
-        memset(s + old_slots * self.istride, 0, (new_slots - old_slots) * self.istride * sizeof(int64_t))
-        self.cap = <uint32_t>new_cap
-        return 0
 
     # -- parameter sets ------------------------------------------------------------------------------
 
@@ -280,20 +250,13 @@ cdef class HmmReducer(BarListener):
 
     def state_parts(self):
         """[layout, parameter sets (canonical JSON), doubles, int64s]: raw little-endian slot arrays."""
-        cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
-        cdef Py_ssize_t dn = slots * self.dstride * sizeof(double)
-        cdef Py_ssize_t sn = slots * self.istride * sizeof(int64_t)
         sets = json.dumps([[o, t] for o, t in self.set_json], separators=(",", ":")).encode()
-        dbytes = (<char*>self.dstate)[:dn] if dn else b""
-        sbytes = (<char*>self.istate)[:sn] if sn else b""
-        return [self._layout(), sets, dbytes, sbytes]
+        return [self._layout(), sets, *self.slot_parts()]
 
     def load_state_parts(self, parts):
         from argus.analytics.hmm import from_json, to_json
         cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
-        cdef Py_ssize_t dn = slots * self.dstride * sizeof(double)
         cdef Py_ssize_t sn = slots * self.istride * sizeof(int64_t)
-        cdef const uint8_t[::1] dview
         cdef const uint8_t[::1] sview
         cdef Py_ssize_t i
         if len(parts) != 4:
@@ -301,9 +264,7 @@ cdef class HmmReducer(BarListener):
         if bytes(parts[0]) != self._layout():
             raise SnapshotError(f"reducer '{self.name}': snapshot state layout differs from this "
                                 f"configuration's (bar specs or state sizes)")
-        if len(parts[2]) != dn or len(parts[3]) != sn:
-            raise SnapshotError(f"reducer '{self.name}': snapshot state = {len(parts[2])} + {len(parts[3])} bytes "
-                                f"must be {dn} + {sn} for {self.n_instruments} instruments")
+        self.check_slot_parts(parts[2], parts[3])
         try:
             entries = json.loads(bytes(parts[1]).decode())
             if not isinstance(entries, list) or len(entries) > HMM_MAX_SETS:
@@ -333,13 +294,4 @@ cdef class HmmReducer(BarListener):
             _fill_set(&self.sets[i], offset, params)
         self.n_sets = len(parsed)
         self.set_json = [(offset, text) for offset, text, _ in parsed]
-        if self.cap:
-            memset(self.dstate, 0, <size_t>self.cap * self.n_bar_specs * self.dstride * sizeof(double))
-            memset(self.istate, 0, <size_t>self.cap * self.n_bar_specs * self.istride * sizeof(int64_t))
-        if dn:
-            dview = bytes(parts[2])
-            memcpy(self.dstate, &dview[0], dn)
-        if sn:
-            memcpy(self.istate, &sview[0], sn)
-        self.bad_spec = False
-        self.failed = False
+        self.load_slot_parts(parts[2], parts[3])

@@ -2,7 +2,7 @@
 # VWAP, realized volatility, with TA-Lib's definitions and warm-up. Fed by the bar reducer through
 # BarListener.on_bar_closed; state per (instrument, bar spec) in flat C arrays.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from argus.kernels.bars cimport BarOut, BarListener
+from argus.kernels.bars cimport BarOut, SlottedListener
 from argus.kernels.outputs cimport OutputBuffer
 
 cdef enum IndicatorKind:
@@ -37,22 +37,13 @@ cdef struct IndRowHead:
     uint32_t spec           # bar spec index
     int64_t ts_end          # bar end (BarOut.ts_end)
 
-cdef class IndicatorReducer(BarListener):
+cdef class IndicatorReducer(SlottedListener):
     cdef IndSpec* ind                 # n_ind configured indicators
     cdef Py_ssize_t n_ind
-    cdef readonly uint32_t n_bar_specs  # bar specs per instrument (BarOut.spec < n_bar_specs)
-    cdef Py_ssize_t dstride           # doubles of state per (instrument, bar spec) slot
-    cdef Py_ssize_t istride           # int64s of state per slot
     cdef Py_ssize_t n_columns         # f8 columns per output row
-    cdef uint32_t cap                 # instruments the state arrays hold (>= n_instruments)
-    cdef double* dstate               # cap * n_bar_specs * dstride doubles, slot-major
-    cdef int64_t* istate              # cap * n_bar_specs * istride int64s, slot-major
     cdef OutputBuffer out             # the "indicators" output
     cdef readonly object dtype        # numpy dtype of an output row
     cdef readonly tuple columns       # names of the f8 columns, in spec order
     cdef readonly tuple specs         # the configured specs (dicts), in order
-    cdef bint bad_spec                # a bar named a spec >= n_bar_specs (self.failed is set too)
-    cdef uint32_t bad_spec_value
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
-    cdef int grow(self, uint32_t n) noexcept nogil

@@ -3,7 +3,7 @@
 # both with hysteresis. Fed by the bar reducer through BarListener.on_bar_closed; state per
 # (instrument, bar spec) in flat C arrays. The exact rules are in regimes.pyx's module docstring.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
-from argus.kernels.bars cimport BarOut, BarListener
+from argus.kernels.bars cimport BarOut, SlottedListener
 from argus.kernels.outputs cimport OutputBuffer
 
 cpdef enum VolRegime:
@@ -59,22 +59,13 @@ cdef struct RegimeParams:
     double adx_enter
     double adx_exit
 
-cdef class RegimeReducer(BarListener):
+cdef class RegimeReducer(SlottedListener):
     cdef RegimeParams p
-    cdef readonly uint32_t n_bar_specs  # bar specs per instrument (BarOut.spec < n_bar_specs)
-    cdef Py_ssize_t dstride           # doubles of state per (instrument, bar spec) slot
-    cdef Py_ssize_t istride           # int64s of state per slot
-    cdef uint32_t cap                 # instruments the state arrays hold (>= n_instruments)
-    cdef double* dstate               # cap * n_bar_specs * dstride doubles, slot-major
-    cdef int64_t* istate              # cap * n_bar_specs * istride int64s, slot-major
     cdef OutputBuffer out             # "regimes": one row per closed bar
     cdef OutputBuffer changes         # "regime_changes": the rows with changed != 0
     cdef readonly dict params         # the validated parameters (all of them, defaults filled)
-    cdef bint bad_spec                # a bar named a spec >= n_bar_specs (self.failed is set too)
-    cdef uint32_t bad_spec_value
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil
-    cdef int grow(self, uint32_t n) noexcept nogil
     # Read-only accessors for downstream listeners (market_regime): the slot's current regime,
     # VOL_UNKNOWN / TREND_UNKNOWN (0) for an (instrument, spec) never seen or out of range.
     cdef int vol_regime_of(self, uint32_t iid, uint32_t spec) noexcept nogil

@@ -50,7 +50,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 from argus.kernels.ta_math cimport ema_push, rv_step
-from argus.kernels.bars cimport BarOut, BarListener
+from argus.kernels.bars cimport BarOut, SlottedListener
 from argus.kernels.outputs cimport OutputBuffer
 from argus.kernels.reducer cimport Reducer
 
@@ -300,7 +300,7 @@ cdef inline int trend_next(int cur, double adx, double slope, const RegimeParams
     return TREND_RANGE
 
 
-cdef class RegimeReducer(BarListener):
+cdef class RegimeReducer(SlottedListener):
     """RegimeReducer(name, config_hash, n_bar_specs, **params): volatility and trend regimes of closed
     bars (rules in the module docstring; parameters and defaults in DEFAULT_PARAMS, checked by
     parse_params). Outputs "regimes" (one REGIME_FIELDS row per closed bar) and "regime_changes"."""
@@ -341,40 +341,10 @@ cdef class RegimeReducer(BarListener):
         self.out = OutputBuffer(REGIME_DTYPE)
         self.changes = OutputBuffer(REGIME_DTYPE, 64)
 
-    def __dealloc__(self):
-        free(self.dstate)
-        free(self.istate)
 
     @property
     def dtype(self):
         return REGIME_DTYPE
-
-    cdef int grow(self, uint32_t n) noexcept nogil:
-        """Hold at least n instruments (new slots zeroed); 0 on success."""
-        cdef uint64_t new_cap, old_slots, new_slots
-        cdef double* d
-        cdef int64_t* s
-        if n <= self.cap:
-            return 0
-        new_cap = 2 * <uint64_t>self.cap
-        if new_cap < n:
-            new_cap = n
-        if new_cap > <uint64_t>0xFFFFFFFFU:
-            new_cap = <uint64_t>0xFFFFFFFFU
-        old_slots = <uint64_t>self.cap * self.n_bar_specs
-        new_slots = new_cap * self.n_bar_specs
-        d = <double*>realloc(self.dstate, new_slots * self.dstride * sizeof(double))
-        if d == NULL:
-            return -1
-        self.dstate = d
-        s = <int64_t*>realloc(self.istate, new_slots * self.istride * sizeof(int64_t))
-        if s == NULL:
-            return -1
-        self.istate = s
-        memset(d + old_slots * self.dstride, 0, (new_slots - old_slots) * self.dstride * sizeof(double))
-        memset(s + old_slots * self.istride, 0, (new_slots - old_slots) * self.istride * sizeof(int64_t))
-        self.cap = <uint32_t>new_cap
-        return 0
 
     cdef int vol_regime_of(self, uint32_t iid, uint32_t spec) noexcept nogil:
         """The current VolRegime of (iid, spec); VOL_UNKNOWN when never seen or out of range."""
@@ -503,27 +473,16 @@ cdef class RegimeReducer(BarListener):
 
     def state_parts(self):
         """[layout, doubles, int64s]: the slots of the n_instruments instruments, raw little-endian."""
-        cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
-        cdef Py_ssize_t dn = slots * self.dstride * sizeof(double)
-        cdef Py_ssize_t sn = slots * self.istride * sizeof(int64_t)
-        dbytes = (<char*>self.dstate)[:dn] if dn else b""
-        sbytes = (<char*>self.istate)[:sn] if sn else b""
-        return [self._layout(), dbytes, sbytes]
+        return [self._layout(), *self.slot_parts()]
 
     def load_state_parts(self, parts):
-        cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
-        cdef Py_ssize_t dn = slots * self.dstride * sizeof(double)
-        cdef Py_ssize_t sn = slots * self.istride * sizeof(int64_t)
-        cdef const uint8_t[::1] dview
-        cdef const uint8_t[::1] sview
         if len(parts) != 3:
             raise SnapshotError(f"reducer '{self.name}': snapshot has {len(parts)} state parts, this build 3")
         if bytes(parts[0]) != self._layout():
             raise SnapshotError(f"reducer '{self.name}': snapshot state layout differs from this "
                                 f"configuration's (bar specs or regime parameters)")
-        if len(parts[1]) != dn or len(parts[2]) != sn:
-            raise SnapshotError(f"reducer '{self.name}': snapshot state = {len(parts[1])} + {len(parts[2])} bytes "
-                                f"must be {dn} + {sn} for {self.n_instruments} instruments")
+        self.check_slot_parts(parts[1], parts[2])
+        slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs
         ints = np.frombuffer(bytes(parts[2]), dtype="<i8").reshape(slots, ISTRIDE)
         q = self.params
         for col, name, high in ((I_BARS, "bars", None), (I_RPOS, "returns ring position", q["rv_period"] - 1),
@@ -537,14 +496,4 @@ cdef class RegimeReducer(BarListener):
                 bad = int(values[(values < 0) | (values > (high if high is not None else values.max()))][0])
                 raise SnapshotError(f"reducer '{self.name}': snapshot {name} = {bad} must be in "
                                     f"[0, {high if high is not None else 'inf'}] (damaged state)")
-        if self.cap:
-            memset(self.dstate, 0, <size_t>self.cap * self.n_bar_specs * self.dstride * sizeof(double))
-            memset(self.istate, 0, <size_t>self.cap * self.n_bar_specs * self.istride * sizeof(int64_t))
-        if dn:
-            dview = bytes(parts[1])
-            memcpy(self.dstate, &dview[0], dn)
-        if sn:
-            sview = bytes(parts[2])
-            memcpy(self.istate, &sview[0], sn)
-        self.bad_spec = False
-        self.failed = False
+        self.load_slot_parts(parts[1], parts[2])
