@@ -70,6 +70,7 @@ cdef class SlottedListener(BarListener):
     cdef uint32_t bad_spec_value
 
     cdef int grow(self, uint32_t n) noexcept nogil
+    cdef int slot_of(self, const BarOut* bar, double** d, int64_t** s) noexcept nogil
 
 # Hands every closed bar to up to 8 listeners, in order (typed fields: no reference counting, and so no
 # GIL, on the hot path). Only the listeners are reducers with state; the fan-out itself has none.

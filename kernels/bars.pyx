@@ -248,6 +248,35 @@ cdef class SlottedListener(BarListener):
         self.cap = <uint32_t>new_cap
         return 0
 
+    cdef int slot_of(self, const BarOut* bar, double** d, int64_t** s) noexcept nogil:
+        """Point d and s at the state of the bar's (instrument, spec) slot, growing the arrays for a new
+        instrument; -1 (nothing to do) once failed, for a spec >= n_bar_specs (remembered for _check) or
+        when the arrays cannot grow."""
+        cdef uint32_t iid = bar.instrument_id
+        cdef uint64_t slot
+        if self.failed:
+            return -1
+        if bar.spec >= self.n_bar_specs:
+            self.bad_spec = True
+            self.bad_spec_value = bar.spec
+            self.failed = True
+            return -1
+        if iid >= self.n_instruments:
+            if self.grow(iid + 1) != 0:
+                self.failed = True
+                return -1
+            self.n_instruments = iid + 1
+        slot = <uint64_t>iid * self.n_bar_specs + bar.spec
+        d[0] = self.dstate + slot * self.dstride
+        s[0] = self.istate + slot * self.istride
+        return 0
+
+    def _check(self):
+        if self.bad_spec:
+            raise ValueError(f"reducer '{self.name}': bar spec = {self.bad_spec_value} must be < "
+                             f"n_bar_specs = {self.n_bar_specs}; the reducer stopped and must be rebuilt")
+        Reducer._check(self)
+
     def slot_parts(self):
         """[doubles, int64s]: the slots of the n_instruments instruments, raw little-endian."""
         cdef Py_ssize_t slots = <Py_ssize_t>self.n_instruments * self.n_bar_specs

@@ -260,26 +260,12 @@ cdef class BocpdReducer(SlottedListener):
 
     cdef void on_bar_closed(self, const BarOut* bar) noexcept nogil:
         cdef uint32_t iid = bar.instrument_id
-        cdef uint64_t slot
         cdef double* d
         cdef int64_t* s
         cdef BocpdOut* row
         cdef double close = bar.close
-        if self.failed:
+        if self.slot_of(bar, &d, &s) != 0:
             return
-        if bar.spec >= self.n_bar_specs:
-            self.bad_spec = True
-            self.bad_spec_value = bar.spec
-            self.failed = True
-            return
-        if iid >= self.n_instruments:
-            if self.grow(iid + 1) != 0:
-                self.failed = True
-                return
-            self.n_instruments = iid + 1
-        slot = <uint64_t>iid * self.n_bar_specs + bar.spec
-        d = self.dstate + slot * self.dstride
-        s = self.istate + slot * self.istride
         row = <BocpdOut*>self.out.push()
         row.offset = bar.offset
         row.instrument_id = iid
@@ -296,12 +282,6 @@ cdef class BocpdReducer(SlottedListener):
         self.next_offset = bar.offset + 1
         self.now = bar.ts_end
         self.events += 1
-
-    def _check(self):
-        if self.bad_spec:
-            raise ValueError(f"reducer '{self.name}': bar spec = {self.bad_spec_value} must be < "
-                             f"n_bar_specs = {self.n_bar_specs}; the reducer stopped and must be rebuilt")
-        Reducer._check(self)
 
     def outputs(self):
         return [("bocpd", self.out)]
