@@ -15,7 +15,6 @@ Status codes:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import math
 
@@ -24,6 +23,7 @@ import numpy as np
 import structlog
 from grpc import aio
 
+from argus.api.refusals import Refused, abort, next_or_closing
 from argus.events.types import EventType, OptionRight
 from argus.log import EventLog
 from argus.options.pop import DAY_NS, Chain, StaleChainError, _ny_date, latest_chain, spread_pop
@@ -36,15 +36,6 @@ DEFAULT_Z = 4.0
 DEFAULT_PATHS = 200_000
 
 log = structlog.get_logger("argus.api.options")
-
-
-class Refused(Exception):
-    """A request refused with a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _max_age(request) -> int | None:
@@ -213,15 +204,7 @@ class OptionsServicer(pb_grpc.OptionsServiceServicer):
             raise Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
 
     async def _abort(self, context: aio.ServicerContext, exc: BaseException, method: str) -> None:
-        if isinstance(exc, Refused):
-            code, message = exc.code, exc.message
-        else:
-            code, message = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-        if code == grpc.StatusCode.INTERNAL:
-            log.error("request failed", method=method, code=code.name, error=message)
-        else:
-            log.info("request refused", method=method, code=code.name, error=message)
-        await context.abort(code, message)
+        await abort(context, exc, method, log)
 
     async def SpreadPop(self, request, context):  # noqa: N802 - gRPC method name
         try:
@@ -255,7 +238,8 @@ class OptionsServicer(pb_grpc.OptionsServiceServicer):
             symbols = self.log.symbols()
             subscription = self.log.subscribe(start)
             while True:
-                chunk = await self._next_or_closing(subscription)
+                chunk = await next_or_closing(subscription, self.closing,
+                                              "the server is shutting down: watch again to resume")
                 for msg in await asyncio.to_thread(_watch_batch, self.log, chunk, iid, rate, z, symbols):
                     yield msg
         except Exception as exc:  # noqa: BLE001
@@ -264,17 +248,3 @@ class OptionsServicer(pb_grpc.OptionsServiceServicer):
             if subscription is not None:
                 await subscription.aclose()
 
-    async def _next_or_closing(self, subscription):
-        nxt = asyncio.ensure_future(anext(subscription))
-        closing = asyncio.ensure_future(self.closing.wait())
-        try:
-            await asyncio.wait({nxt, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not nxt.done():
-                nxt.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await nxt
-        if nxt.cancelled() or not nxt.done():
-            raise Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: watch again to resume")
-        return nxt.result()

@@ -36,6 +36,7 @@ import structlog
 import xxhash
 from grpc import aio
 
+from argus.api.refusals import Refused, abort
 from argus.log import EventLog
 from argus.projections.config import ProjectionConfig
 from argus.projections.engine import ProjectionEngine
@@ -49,15 +50,6 @@ DEFAULT_MAX_BATCH_ROWS = 10_000
 _ROW_KEY = struct.Struct(">QI")  # the derived store's row keys (argus.projections.store)
 
 log = structlog.get_logger("argus.api.projections")
-
-
-class Refused(Exception):
-    """A request refused with a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def dtype_json(dtype: np.dtype) -> str:
@@ -319,13 +311,7 @@ class ProjectionServicer(pb_grpc.ProjectionServiceServicer):
         self.closing = closing
 
     async def _abort(self, context: aio.ServicerContext, exc: BaseException, method: str) -> None:
-        if isinstance(exc, Refused):
-            code, message = exc.code, exc.message
-            log.info("request refused", method=method, code=code.name, error=message)
-        else:
-            code, message = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-            log.error("request failed", method=method, code=code.name, error=message)
-        await context.abort(code, message)
+        await abort(context, exc, method, log)
 
     def _check_offset(self, field: str, value: int) -> int:
         position = self.live.position

@@ -40,6 +40,7 @@ import grpc
 import structlog
 from grpc import aio
 
+from argus.api.refusals import Refused, abort
 from argus.log import EventLog
 from argus.v1 import research_service_pb2 as pb
 from argus.v1 import research_service_pb2_grpc as pb_grpc
@@ -56,15 +57,6 @@ _RUN_ID = re.compile(r"[0-9a-f]{24}")
 _TERMINAL = (pb.RUN_STATE_DONE, pb.RUN_STATE_FAILED)
 
 log = structlog.get_logger("argus.api.research")
-
-
-class Refused(Exception):
-    """A request refused with a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def run_id_of(config: dict[str, Any], head: int) -> str:
@@ -221,15 +213,7 @@ class ResearchServicer(pb_grpc.ResearchServiceServicer):
         return cfg.canonical(), total
 
     async def _abort(self, context: aio.ServicerContext, exc: BaseException, method: str) -> None:
-        if isinstance(exc, Refused):
-            code, message = exc.code, exc.message
-        else:
-            code, message = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-        if code == grpc.StatusCode.INTERNAL:
-            log.error("request failed", method=method, code=code.name, error=message)
-        else:
-            log.info("request refused", method=method, code=code.name, error=message)
-        await context.abort(code, message)
+        await abort(context, exc, method, log)
 
     # -- running ----------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -37,6 +37,7 @@ from grpc import aio
 from argus.api import convert
 from argus.api.options import OptionsServicer
 from argus.api.projections import LiveProjections, ProjectionServicer, derived_root
+from argus.api.refusals import Refused, next_or_closing
 from argus.api.research import ResearchServicer
 from argus.errors import CorruptLogError, EventValidationError, ProducerSequenceError, WrongExpectedHeadError
 from argus.log import EventLog, GroupCommitter
@@ -74,18 +75,9 @@ class TlsFiles:
     key: str
 
 
-class _Refused(Exception):
-    """A request refused with a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and message of an error raised by the log or by convert."""
-    if isinstance(exc, _Refused):
+    if isinstance(exc, Refused):
         return exc.code, exc.message
     if isinstance(exc, EventValidationError | ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
@@ -135,7 +127,7 @@ def _max_events(requested: int) -> int:
 
 def _format(value: int) -> int:
     if value not in (pb.BATCH_FORMAT_UNSPECIFIED, pb.BATCH_FORMAT_RECORDS, pb.BATCH_FORMAT_EVENTS):
-        raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"field 'format' = {value} must be a BatchFormat (0, 1 or 2)")
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"field 'format' = {value} must be a BatchFormat (0, 1 or 2)")
     return value
 
 
@@ -151,14 +143,14 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
 
     async def _append(self, request: pb.AppendRequest) -> pb.AppendResponse:
         if self.closing.is_set():
-            raise _Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: the batch was not written")
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: the batch was not written")
         which = request.WhichOneof("batch")
         if which == "records":
             body = request.records
         elif which == "events":
             body = convert.events_to_body(request.events)
         else:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "field 'batch' = None must be one of 'records', 'events'")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "field 'batch' = None must be one of 'records', 'events'")
         res = await self.committer.append(
             body,
             expected_head=request.expected_head if request.HasField("expected_head") else None,
@@ -193,7 +185,7 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
     def _check_from(self, from_offset: int) -> int:
         head = self.log.head()
         if from_offset > head:
-            raise _Refused(grpc.StatusCode.OUT_OF_RANGE,
+            raise Refused(grpc.StatusCode.OUT_OF_RANGE,
                            f"field 'from_offset' = {from_offset} must be <= the log's head ({head})")
         return head
 
@@ -203,7 +195,7 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
             head = self._check_from(request.from_offset)
             stop = request.to_offset or head
             if stop < request.from_offset:
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
                                f"field 'to_offset' = {stop} must be 0 or >= from_offset ({request.from_offset})")
             chunks = self.log.chunks(request.from_offset, stop, max_bytes=READ_AHEAD_BYTES)
             responses = (_fill(pb.ReadResponse(), *b, fmt) for b in _batches(chunks, _max_events(request.max_batch_events)))
@@ -225,7 +217,8 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
             max_events = _max_events(request.max_batch_events)
             subscription = self.log.subscribe(request.from_offset)
             while True:
-                chunk = await self._next_or_closing(subscription)
+                chunk = await next_or_closing(subscription, self.closing,
+                                              "the server is shutting down: subscribe again to resume")
                 for first, count, records in _batches([chunk], max_events):
                     msg = pb.SubscribeResponse(head=self.log.head())
                     if fmt == pb.BATCH_FORMAT_EVENTS:
@@ -239,23 +232,6 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
             if subscription is not None:
                 await subscription.aclose()
 
-    async def _next_or_closing(self, subscription: AsyncIterator[Chunk]) -> Chunk:
-        """The subscription's next chunk, or UNAVAILABLE as soon as the server starts shutting down."""
-        if self.closing.is_set():
-            raise _Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: subscribe again to resume")
-        nxt = asyncio.ensure_future(anext(subscription))
-        closing = asyncio.ensure_future(self.closing.wait())
-        try:
-            await asyncio.wait({nxt, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not nxt.done():
-                nxt.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await nxt
-        if nxt.cancelled() or not nxt.done():
-            raise _Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: subscribe again to resume")
-        return nxt.result()
 
     async def Head(self, request, context):  # noqa: N802
         try:
