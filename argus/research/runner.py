@@ -42,6 +42,7 @@ from argus.research.sweep import (
     GROUP_SIZE,
     Trial,
     backtest_config,
+    config_hash,
     daily_returns,
     groups_of,
     metrics_json,
@@ -174,7 +175,7 @@ def _optuna(cfg: ResearchConfig, head: int, log_path: str, out: Path,
     from optuna.storages.journal import JournalFileBackend
 
     from argus.research.config import LogRangeSpec, RangeSpec
-    from argus.research.sweep import config_hash, trial_key
+    from argus.research.sweep import trial_key
     from argus.strategies.registry import default_registry
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -272,6 +273,7 @@ def _analyse(cfg: ResearchConfig, trials: list[Trial], done: list[dict], extras:
     stability = _stability(cfg, trials, np.array([_opt(d["metrics"].get("sharpe")) or np.nan for d in done]))
     # -- gates ------------------------------------------------------------------------------------
     gates = dict(cfg.gates)
+    chash = config_hash(cfg)
     killed: dict[str, int] = {}
     rows = []
     for j, (t, d) in enumerate(zip(trials, done, strict=True)):
@@ -287,7 +289,7 @@ def _analyse(cfg: ResearchConfig, trials: list[Trial], done: list[dict], extras:
         if failed is not None:
             killed[failed.name] = killed.get(failed.name, 0) + 1
         row = {"key": t.key, "strategy": t.strategy, "params": json.dumps(t.params, sort_keys=True),
-               "config_hash": t.key and _chash(cfg), "log_head": head, "trades": d["trades"],
+               "config_hash": chash, "log_head": head, "trades": d["trades"],
                "final_equity": d["final_equity"], "total_commission": d["total_commission"]}
         for name in ("sharpe", "sortino", "calmar", "cagr", "max_drawdown", "max_drawdown_days", "win_rate",
                      "profit_factor", "expectancy", "exposure", "turnover"):
@@ -351,12 +353,6 @@ def results_digest(keys: list[str], done: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def _chash(cfg: ResearchConfig) -> str:
-    from argus.research.sweep import config_hash
-
-    return config_hash(cfg)
-
-
 def _folds(cfg: ResearchConfig, T: int):
     from argus.research.splits import walk_forward_folds
 
@@ -364,10 +360,7 @@ def _folds(cfg: ResearchConfig, T: int):
     test = int(T * (1 - f.train_fraction) / f.n)
     if test < 2:
         return []
-    if f.kind == "anchored":
-        train = T - f.n * test - f.purge_days
-    else:
-        train = T - f.n * test - f.purge_days
+    train = T - f.n * test - f.purge_days  # the first fold's training length (anchored folds then grow)
     if train < 2:
         return []
     return walk_forward_folds(T, train, test, anchored=f.kind == "anchored", purge=f.purge_days)
